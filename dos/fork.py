@@ -1,0 +1,317 @@
+"""Fork orchestration (fork.md): export the source, build the new town, publish it last.
+
+Order and why:
+1. the new TownDO gets its id, ownership and a fresh kilocode_token;
+2. the source's snapshot is streamed into it (one read txn there, one write txn here);
+3. rigs are configured and git credentials fetched (network, outside any transaction);
+4. a fresh TownContainerDO and the lineage are written;
+5. one owner-object transaction publishes the town row, its rigs, its lineage and the
+   idempotency marker together. Before step 5 the town is invisible; any failure destroys it
+   and a crash leaves an orphan that startup sweeps. After step 5 the fork is done.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import msgspec
+from msgspec import UNSET, UnsetType
+
+from dos import lifecycle
+from dos.container_do import TownContainerDO
+from dos.git_tokens import GitCredentials, GitTokenProvider
+from dos.owner_do import GastownOrgDO, GastownUserDO
+from dos.runtime import ObjectRuntime
+from dos.town_do import TownDO, copy_fork
+from town import owners
+from town.clock import new_id, now_iso
+from town.errors import Conflict
+from town.fork_export import ExportOptions
+from town.fork_import import CopiedCounts, ImportReport
+from town.fork_payload import SkippedCounts
+
+Fault = Callable[[str], None]  # test-only crash points; a no-op in production
+
+
+class ForkWarning(msgspec.Struct, kw_only=True, omit_defaults=True):
+    code: str
+    message: str
+    keys: list[str] | UnsetType = UNSET
+    rigIds: list[str] | UnsetType = UNSET
+
+
+class ForkedFromInfo(msgspec.Struct, kw_only=True):
+    town_id: str
+    forked_at: str
+
+
+class ForkResult(msgspec.Struct, kw_only=True):
+    town: owners.Town | owners.OrgTown | None
+    rigs: list[owners.Rig]
+    rigIdMapping: dict[str, str]
+    copied: CopiedCounts
+    skipped: SkippedCounts
+    warnings: list[ForkWarning]
+    forked_from: ForkedFromInfo
+
+
+@dataclass(frozen=True)
+class ForkPlan:
+    caller_id: str
+    source_town_id: str
+    target: lifecycle.Owner
+    new_town_name: str
+    include_git_author: bool
+    include_env_vars: bool  # as requested
+    may_copy_secrets: bool  # the caller may see the source's secrets unmasked
+    dry_run: bool
+    idempotency_key: str | None
+    input_fingerprint: str
+
+
+def fingerprint(kind: str, fields: dict[str, Any]) -> str:
+    """Stable hash of a fork input (without its idempotency key), to detect key reuse."""
+    data = msgspec.json.encode({"kind": kind, **{k: v for k, v in fields.items() if k != "idempotencyKey"}}, order="sorted")
+    return hashlib.sha256(data).hexdigest()
+
+
+# Forks running in this process, by (caller, key): a concurrent retry waits for the first.
+_in_flight: dict[tuple[str, str], asyncio.Future[msgspec.Raw]] = {}
+
+
+class ForkService:
+    def __init__(
+        self, runtime: ObjectRuntime, git_tokens: GitTokenProvider, mint: Callable[[str], str], fault: Fault
+    ) -> None:
+        self.runtime = runtime
+        self.git_tokens = git_tokens
+        self.mint = mint
+        self.fault = fault
+
+    async def fork(self, plan: ForkPlan) -> msgspec.Raw | ForkResult:
+        if plan.dry_run:
+            return await self._dry_run(plan)
+        if plan.idempotency_key is None:
+            return msgspec.Raw(await self._fork_once(plan, new_id()))
+        flight = (plan.caller_id, plan.idempotency_key)
+        running = _in_flight.get(flight)
+        if running is not None:
+            result = await asyncio.shield(running)
+            await self._check_same_input(plan)
+            return result
+        future: asyncio.Future[msgspec.Raw] = asyncio.get_running_loop().create_future()
+        _in_flight[flight] = future
+        try:
+            result = await self._fork_idempotent(plan)
+            future.set_result(result)
+            return result
+        except BaseException as exc:
+            future.set_exception(exc)
+            future.exception()  # mark retrieved: waiters (if any) re-raise it themselves
+            raise
+        finally:
+            _in_flight.pop(flight, None)
+
+    # -- idempotency --------------------------------------------------------------------------
+    def _caller(self) -> Any:
+        return self.runtime.namespace(GastownUserDO)
+
+    async def _check_same_input(self, plan: ForkPlan) -> None:
+        assert plan.idempotency_key is not None
+        record = await self._caller().get(plan.caller_id).call(GastownUserDO.fork_record, plan.idempotency_key)
+        if record is not None and record.get("input") != plan.input_fingerprint:
+            raise Conflict(f"idempotencyKey {plan.idempotency_key!r} was used with a different input")
+
+    async def _fork_idempotent(self, plan: ForkPlan) -> msgspec.Raw:
+        key = plan.idempotency_key
+        assert key is not None
+        me = self._caller().get(plan.caller_id)
+        record = await me.call(GastownUserDO.fork_record, key)
+        if record is not None:
+            if record.get("input") != plan.input_fingerprint:
+                raise Conflict(f"idempotencyKey {key!r} was used with a different input")
+            if record.get("state") == "done":
+                return msgspec.Raw(record["result"].encode())
+            # Pending and not running here: an earlier attempt crashed or failed. If it got as
+            # far as publishing, its result is in the target owner object; else start over.
+            published = await self._owner_stub(plan.target).call(GastownUserDO.published_fork, plan.caller_id, key)
+            if published is not None:
+                await me.call(GastownUserDO.put_fork_record, key, {**record, "state": "done", "result": published})
+                return msgspec.Raw(published.encode())
+            await self._discard(record.get("town_id"))
+        town_id = new_id()
+        await me.call(
+            GastownUserDO.put_fork_record,
+            key,
+            {"state": "pending", "input": plan.input_fingerprint, "town_id": town_id, "created_at": now_iso()},
+        )
+        try:
+            result = await self._fork_once(plan, town_id)
+        except BaseException:
+            await me.call(GastownUserDO.drop_fork_record, key)
+            raise
+        self.fault("published")
+        await me.call(
+            GastownUserDO.put_fork_record,
+            key,
+            {"state": "done", "input": plan.input_fingerprint, "town_id": town_id, "result": result.decode(), "created_at": now_iso()},
+        )
+        return msgspec.Raw(result)
+
+    async def _discard(self, town_id: Any) -> None:
+        """Remove what an interrupted attempt left (never a published town: it has no row)."""
+        if isinstance(town_id, str) and town_id:
+            await self.runtime.namespace(TownDO).get(town_id).destroy()
+            await self.runtime.namespace(TownContainerDO).get(town_id).destroy()
+
+    def _owner_stub(self, owner: lifecycle.Owner) -> Any:
+        return lifecycle.owner_namespace(self.runtime, owner.kind).get(owner.id)
+
+    # -- the fork itself ------------------------------------------------------------------------
+    def _options(self, plan: ForkPlan) -> ExportOptions:
+        return ExportOptions(
+            source_town_id=plan.source_town_id,
+            include_env_vars=plan.include_env_vars and plan.may_copy_secrets,
+            include_git_author=plan.include_git_author,
+        )
+
+    async def _source_path(self, plan: ForkPlan) -> Any:
+        towns = self.runtime.namespace(TownDO)
+        await towns.get(plan.source_town_id).call(TownDO.ownership)  # opened and migrated; reads only
+        return towns.path_for(plan.source_town_id)
+
+    async def _dry_run(self, plan: ForkPlan) -> ForkResult:
+        source = await self._source_path(plan)
+        report: ImportReport = await self.runtime.run_in_pool(copy_fork, None, source, self._options(plan), {})
+        return _result(plan, None, [], report, _warnings(plan, report, missing=[]), now_iso(), mapping={})
+
+    async def _fork_once(self, plan: ForkPlan, town_id: str) -> bytes:
+        towns = self.runtime.namespace(TownDO)
+        new_town = towns.get(town_id)
+        published = False
+        try:
+            source = await self._source_path(plan)
+            owner_user = plan.target.created_by_user_id
+            token = self.mint(owner_user)
+            await new_town.call(TownDO.initialize, ownership=lifecycle.ownership_fields(plan.target, token))
+            self.fault("initialized")
+            mapping: dict[str, str] = {}
+            report = await new_town.call(
+                TownDO.import_fork_from, source, self._options(plan), mapping, lambda _: self.fault("import_part")
+            )
+            self.fault("imported")
+            town_rigs = await new_town.call(TownDO.list_rigs)
+            creds = await asyncio.gather(
+                *(self.git_tokens.token_for(r.git_url, user_id=owner_user, org_id=_org_of(plan.target)) for r in town_rigs)
+            )
+            await new_town.call(TownDO.configure_fork_rigs, owner_user, token, list(zip(town_rigs, creds)))
+            self.fault("configured")
+            await self.runtime.namespace(TownContainerDO).get(town_id).call(TownContainerDO.put, "container:registry", [])
+            forked_at = now_iso()
+            lineage = {"town_id": plan.source_town_id, "forked_at": forked_at, "by_user_id": plan.caller_id}
+            await new_town.call(TownDO.set_forked_from, lineage)
+            self.fault("lineage")
+            town_row = _town_row(plan, town_id, forked_at, lineage)
+            rig_rows = [
+                owners.Rig(
+                    id=r.id, town_id=town_id, name=r.name, git_url=r.git_url, default_branch=r.default_branch,
+                    platform_integration_id=None, created_at=forked_at, updated_at=forked_at,
+                )
+                for r in town_rigs
+            ]
+            missing = [r.id for r, c in zip(town_rigs, creds) if c is None]
+            result = _result(plan, town_row, rig_rows, report, _warnings(plan, report, missing), forked_at, mapping)
+            encoded = msgspec.json.encode(result)
+            marker = None if plan.idempotency_key is None else (plan.caller_id, plan.idempotency_key, encoded.decode())
+            owner_cls = GastownUserDO if plan.target.kind == "user" else GastownOrgDO
+            await self._owner_stub(plan.target).call(
+                owner_cls.publish_fork, town=town_row, rigs=rig_rows, forked_from=lineage, marker=marker
+            )
+            published = True
+            return encoded
+        finally:
+            if not published:
+                await self._discard(town_id)
+
+
+def _org_of(owner: lifecycle.Owner) -> str | None:
+    return owner.id if owner.kind == "org" else None
+
+
+def _town_row(plan: ForkPlan, town_id: str, now: str, lineage: dict[str, Any]) -> owners.Town | owners.OrgTown:
+    forked_from = owners.ForkedFrom(**lineage)
+    if plan.target.kind == "user":
+        return owners.Town(
+            id=town_id, name=plan.new_town_name, owner_user_id=plan.target.id, created_at=now, updated_at=now, forked_from=forked_from
+        )
+    return owners.OrgTown(
+        id=town_id,
+        name=plan.new_town_name,
+        owner_org_id=plan.target.id,
+        created_by_user_id=plan.caller_id,
+        created_at=now,
+        updated_at=now,
+        forked_from=forked_from,
+    )
+
+
+def _result(
+    plan: ForkPlan,
+    town: owners.Town | owners.OrgTown | None,
+    rigs: list[owners.Rig],
+    report: ImportReport,
+    warnings: list[ForkWarning],
+    forked_at: str,
+    mapping: dict[str, str],
+) -> ForkResult:
+    return ForkResult(
+        town=town,
+        rigs=rigs,
+        rigIdMapping=mapping,
+        copied=report.copied,
+        skipped=report.skipped,
+        warnings=warnings,
+        forked_from=ForkedFromInfo(town_id=plan.source_town_id, forked_at=forked_at),
+    )
+
+
+def _warnings(plan: ForkPlan, report: ImportReport, missing: list[str]) -> list[ForkWarning]:
+    out: list[ForkWarning] = []
+    keys = report.env_var_keys
+    if keys and report.env_vars_copied:
+        out.append(ForkWarning(code="ENV_VARS_COPIED", message="Environment variables were copied; they may hold secrets.", keys=keys))
+    elif keys:
+        why = "not requested" if not plan.include_env_vars else "the caller may not see the source's secrets"
+        out.append(ForkWarning(code="ENV_VARS_NOT_COPIED", message=f"Environment variables were not copied ({why}).", keys=keys))
+    if report.secrets_not_copied:
+        out.append(
+            ForkWarning(
+                code="SECRETS_NOT_COPIED",
+                message="Secrets are never copied; the new owner must set them.",
+                keys=report.secrets_not_copied,
+            )
+        )
+    if missing:
+        out.append(
+            ForkWarning(
+                code="GIT_CREDENTIALS_MISSING",
+                message="No git token could be obtained for these rigs; they will not work until credentials are configured.",
+                rigIds=missing,
+            )
+        )
+    if report.parents_detached:
+        out.append(
+            ForkWarning(code="PARENT_DETACHED", message=f"{report.parents_detached} copied bead(s) lost a parent that was not copied.")
+        )
+    if report.rig_refs_unmapped:
+        out.append(
+            ForkWarning(code="RIG_UNMAPPED", message=f"{report.rig_refs_unmapped} rig reference(s) named a rig that no longer exists; cleared.")
+        )
+    return out
+
+
+__all__ = ["ForkPlan", "ForkResult", "ForkService", "GitCredentials", "fingerprint"]

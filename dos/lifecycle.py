@@ -1,0 +1,176 @@
+"""Town and rig lifecycles across objects: create, delete, register rigs.
+
+Ordering is what makes these all-or-nothing: a town's own database is written completely
+first, and the owner-object row that makes it visible last; deletes remove visibility first.
+Anything half-written by a crash is an orphan without an owner row and is swept at startup
+(`sweep_orphans`).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from dos.container_do import TownContainerDO
+from dos.owner_do import GastownOrgDO, GastownUserDO
+from dos.runtime import ObjectRuntime
+from dos.town_do import TownDO
+from town import owners, rigs
+from town.clock import new_id
+from town.errors import Conflict, NotFound
+
+log = logging.getLogger("gastown.lifecycle")
+
+OwnerKind = Literal["user", "org"]
+TokenMinter = Callable[[str], str]  # user id -> kilocode token
+
+
+@dataclass(frozen=True)
+class Owner:
+    kind: OwnerKind
+    id: str  # user id or org id
+    created_by_user_id: str
+
+
+def ownership_fields(owner: Owner, kilocode_token: str) -> dict[str, Any]:
+    """TownConfig ownership as createTown / createOrgTown record it (upstream §7.1)."""
+    if owner.kind == "user":
+        return {"kilocode_token": kilocode_token, "owner_user_id": owner.id, "owner_type": "user", "owner_id": owner.id, "created_by_user_id": owner.created_by_user_id}
+    return {
+        "kilocode_token": kilocode_token,
+        "owner_type": "org",
+        "owner_id": owner.id,
+        "owner_user_id": owner.created_by_user_id,
+        "organization_id": owner.id,
+        "created_by_user_id": owner.created_by_user_id,
+    }
+
+
+def owner_namespace(runtime: ObjectRuntime, kind: OwnerKind) -> Any:
+    return runtime.namespace(GastownUserDO if kind == "user" else GastownOrgDO)
+
+
+async def create_town(
+    runtime: ObjectRuntime, mint: TokenMinter, *, owner: Owner, name: str
+) -> owners.Town | owners.OrgTown:
+    town_id = new_id()
+    town = runtime.namespace(TownDO).get(town_id)
+    try:
+        await town.call(TownDO.initialize, ownership=ownership_fields(owner, mint(owner.created_by_user_id)))
+        return await publish_town(runtime, owner=owner, town_id=town_id, name=name)
+    except BaseException:
+        await town.destroy()
+        raise
+
+
+async def publish_town(
+    runtime: ObjectRuntime,
+    *,
+    owner: Owner,
+    town_id: str,
+    name: str,
+    forked_from: dict[str, Any] | None = None,
+) -> owners.Town | owners.OrgTown:
+    """Write the owner row: from this moment the town is visible."""
+    if owner.kind == "user":
+        user = runtime.namespace(GastownUserDO).get(owner.id)
+        return await user.call(GastownUserDO.add_town, town_id=town_id, name=name, forked_from=forked_from)
+    org = runtime.namespace(GastownOrgDO).get(owner.id)
+    return await org.call(
+        GastownOrgDO.add_town,
+        town_id=town_id,
+        name=name,
+        created_by_user_id=owner.created_by_user_id,
+        forked_from=forked_from,
+    )
+
+
+async def delete_town(runtime: ObjectRuntime, *, owner_kind: OwnerKind, owner_id: str, town_id: str) -> None:
+    await owner_namespace(runtime, owner_kind).get(owner_id).call(
+        GastownUserDO.delete_town if owner_kind == "user" else GastownOrgDO.delete_town, town_id
+    )
+    await runtime.namespace(TownDO).get(town_id).destroy()
+    await runtime.namespace(TownContainerDO).get(town_id).destroy()
+
+
+async def create_rig(
+    runtime: ObjectRuntime,
+    *,
+    owner_kind: OwnerKind,
+    owner_id: str,
+    town_id: str,
+    user_id: str,
+    name: str,
+    git_url: str,
+    default_branch: str,
+    platform_integration_id: str | None,
+    kilocode_token: str | None,
+) -> owners.Rig:
+    """Register a rig in the town (row + `rig:<id>:config`), then in the owner object."""
+    rig_id = new_id()
+    runtime_config = rigs.RigConfig(
+        townId=town_id,
+        rigId=rig_id,
+        gitUrl=git_url,
+        defaultBranch=default_branch,
+        userId=user_id,
+        kilocodeToken=kilocode_token,
+        platformIntegrationId=platform_integration_id,
+    )
+    town = runtime.namespace(TownDO).get(town_id)
+    await town.call(
+        TownDO.add_rig, rig_id=rig_id, name=name, git_url=git_url, default_branch=default_branch, runtime=runtime_config
+    )
+    owner = owner_namespace(runtime, owner_kind).get(owner_id)
+    try:
+        return await owner.call(
+            GastownUserDO.add_rig,
+            rig_id=rig_id,
+            town_id=town_id,
+            name=name,
+            git_url=git_url,
+            default_branch=default_branch,
+            platform_integration_id=platform_integration_id,
+        )
+    except BaseException:
+        await town.call(TownDO.delete_rig, rig_id)
+        raise
+
+
+async def delete_rig(runtime: ObjectRuntime, *, owner_kind: OwnerKind, owner_id: str, town_id: str, rig_id: str) -> None:
+    owner = owner_namespace(runtime, owner_kind).get(owner_id)
+    if not await owner.call(GastownUserDO.delete_rig, rig_id):
+        raise NotFound(f"Rig {rig_id} not found")
+    await runtime.namespace(TownDO).get(town_id).call(TownDO.delete_rig, rig_id)
+
+
+async def sweep_orphans(runtime: ObjectRuntime) -> list[str]:
+    """Remove town databases no owner object knows (half-written by a crash). Startup only."""
+    towns = runtime.namespace(TownDO)
+    removed: list[str] = []
+    for town_id in towns.ids_on_disk():
+        owner = await towns.get(town_id).call(TownDO.ownership)
+        if await _is_published(runtime, town_id, owner.owner_type, owner.owner_user_id, owner.organization_id):
+            continue
+        log.warning("removing unpublished town %s (left by an interrupted create or fork)", town_id)
+        await towns.get(town_id).destroy()
+        await runtime.namespace(TownContainerDO).get(town_id).destroy()
+        removed.append(town_id)
+    return removed
+
+
+async def _is_published(
+    runtime: ObjectRuntime, town_id: str, owner_type: str | None, owner_user_id: str | None, org_id: str | None
+) -> bool:
+    if owner_type == "org" and org_id:
+        orgs = runtime.namespace(GastownOrgDO)
+        return orgs.exists(org_id) and await orgs.get(org_id).call(GastownOrgDO.get_town, town_id) is not None
+    if owner_user_id:
+        users = runtime.namespace(GastownUserDO)
+        return users.exists(owner_user_id) and await users.get(owner_user_id).call(GastownUserDO.get_town, town_id) is not None
+    return False
+
+
+__all__ = ["Owner", "create_town", "publish_town", "delete_town", "create_rig", "delete_rig", "sweep_orphans", "Conflict"]

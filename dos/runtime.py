@@ -1,0 +1,234 @@
+"""Durable-Object-style runtime: one APSW database per object instance, one call at a time.
+
+A `Namespace` per class hands out `Stub`s by instance id. `await stub.call(fn, *args)` runs
+`fn(instance, *args)` in a worker thread inside one transaction (`with conn:`), so SQL and KV
+writes made by a call commit together or not at all. Calls on one instance are serialized
+(an asyncio lock queues them without holding threads; a thread lock makes the guarantee hold
+even if an awaiting caller is cancelled while its work still runs). Different instances run
+in parallel, bounded by the shared thread pool.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import re
+import threading
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, ClassVar, Concatenate, Generic, ParamSpec, TypeVar
+
+import apsw
+
+from dos.migrations import Migration, apply_migrations
+
+log = logging.getLogger("gastown.dos")
+
+P = ParamSpec("P")
+R = TypeVar("R")
+T = TypeVar("T", bound="DurableObject")
+
+_SAFE_ID_CHAR = re.compile(r"[A-Za-z0-9._-]")
+
+
+class DurableObject:
+    """Base of the object classes: owns `conn`, knows its id; subclasses declare MIGRATIONS."""
+
+    MIGRATIONS: ClassVar[Sequence[Migration]] = ()
+
+    def __init__(self, conn: apsw.Connection, object_id: str) -> None:
+        self.conn = conn
+        self.id = object_id
+
+
+def encode_object_id(object_id: str) -> str:
+    """File-name form of an id: characters outside [A-Za-z0-9._-] percent-encoded (UTF-8)."""
+    if not object_id:
+        raise ValueError("object id must not be empty")
+    out: list[str] = []
+    for ch in object_id:
+        if _SAFE_ID_CHAR.fullmatch(ch):
+            out.append(ch)
+        else:
+            out.extend(f"%{b:02X}" for b in ch.encode())
+    return "".join(out)
+
+
+def open_database(path: Path) -> apsw.Connection:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    conn = apsw.Connection(str(path))
+    conn.setbusytimeout(5000)
+    conn.execute("PRAGMA journal_mode = WAL")
+    conn.execute("PRAGMA synchronous = NORMAL")
+    return conn
+
+
+def open_snapshot_reader(path: Path) -> apsw.Connection:
+    """A read-only connection to an object's database (a WAL reader: never blocks its writer).
+
+    Used for consistent exports while the owning object keeps taking writes; the caller pins
+    the snapshot by holding one transaction open around its reads.
+    """
+    conn = apsw.Connection(str(path), flags=apsw.SQLITE_OPEN_READONLY)
+    conn.setbusytimeout(5000)
+    return conn
+
+
+class _Instance(Generic[T]):
+    def __init__(self, obj: T) -> None:
+        self.obj = obj
+        self.queue = asyncio.Lock()
+        self.thread_lock = threading.Lock()
+        self.closed = False
+
+
+class Namespace(Generic[T]):
+    """All instances of one object class, stored under `<data_dir>/<ClassName>/`."""
+
+    def __init__(self, runtime: ObjectRuntime, cls: type[T]) -> None:
+        self._runtime = runtime
+        self.cls = cls
+        self.directory = runtime.data_dir / cls.__name__
+        self._instances: dict[str, _Instance[T]] = {}
+        self._opening: dict[str, asyncio.Lock] = {}
+
+    def path_for(self, object_id: str) -> Path:
+        return self.directory / f"{encode_object_id(object_id)}.sqlite3"
+
+    def exists(self, object_id: str) -> bool:
+        """True if the instance has a database (without creating one)."""
+        return object_id in self._instances or self.path_for(object_id).exists()
+
+    def get(self, object_id: str) -> Stub[T]:
+        encode_object_id(object_id)  # validates
+        return Stub(self, object_id)
+
+    def ids_on_disk(self) -> list[str]:
+        from urllib.parse import unquote
+
+        if not self.directory.exists():
+            return []
+        return sorted(unquote(p.name[: -len(".sqlite3")]) for p in self.directory.glob("*.sqlite3"))
+
+    async def _instance(self, object_id: str) -> _Instance[T]:
+        inst = self._instances.get(object_id)
+        if inst is not None:
+            return inst
+        opening = self._opening.setdefault(object_id, asyncio.Lock())
+        async with opening:
+            inst = self._instances.get(object_id)
+            if inst is None:
+                obj = await self._runtime.run_in_pool(self._open, object_id)
+                inst = _Instance(obj)
+                self._instances[object_id] = inst
+        self._opening.pop(object_id, None)
+        return inst
+
+    def _open(self, object_id: str) -> T:
+        conn = open_database(self.path_for(object_id))
+        try:
+            apply_migrations(conn, self.cls.MIGRATIONS)
+        except BaseException:
+            conn.close()
+            raise
+        return self.cls(conn, object_id)
+
+    async def call(
+        self, object_id: str, fn: Callable[Concatenate[T, P], R], *args: P.args, **kwargs: P.kwargs
+    ) -> R:
+        inst = await self._instance(object_id)
+        async with inst.queue:
+            if inst.closed:
+                # destroyed or closed while we waited: reopen (destroy() recreates on next use)
+                return await self.call(object_id, fn, *args, **kwargs)
+
+            def work() -> R:
+                with inst.thread_lock:
+                    with inst.obj.conn:
+                        return fn(inst.obj, *args, **kwargs)
+
+            future = self._runtime.submit(work)
+            try:
+                return await asyncio.shield(future)
+            except asyncio.CancelledError:
+                # Keep the queue held until the work is really done, so the next call never
+                # overlaps it; the caller still sees its cancellation.
+                await asyncio.wait([future])
+                raise
+
+    async def destroy(self, object_id: str) -> None:
+        """Close the instance and delete its database file and WAL/SHM companions."""
+        inst = await self._instance(object_id) if self.exists(object_id) else None
+        if inst is not None:
+            async with inst.queue:
+                await self._runtime.run_in_pool(self._close_instance, inst)
+                self._instances.pop(object_id, None)
+        self.remove_files(object_id)
+
+    def remove_files(self, object_id: str) -> None:
+        base = self.path_for(object_id)
+        for suffix in ("", "-wal", "-shm", "-journal"):
+            try:
+                os.unlink(f"{base}{suffix}")
+            except FileNotFoundError:
+                pass
+
+    @staticmethod
+    def _close_instance(inst: _Instance[Any]) -> None:
+        with inst.thread_lock:
+            if not inst.closed:
+                inst.closed = True
+                inst.obj.conn.close()
+
+    async def close(self) -> None:
+        for object_id, inst in list(self._instances.items()):
+            async with inst.queue:
+                await self._runtime.run_in_pool(self._close_instance, inst)
+            self._instances.pop(object_id, None)
+
+
+class Stub(Generic[T]):
+    """Handle on one instance; the database is opened (and created) on the first call."""
+
+    def __init__(self, namespace: Namespace[T], object_id: str) -> None:
+        self.namespace = namespace
+        self.id = object_id
+
+    async def call(
+        self, fn: Callable[Concatenate[T, P], R], *args: P.args, **kwargs: P.kwargs
+    ) -> R:
+        return await self.namespace.call(self.id, fn, *args, **kwargs)
+
+    def exists(self) -> bool:
+        return self.namespace.exists(self.id)
+
+    async def destroy(self) -> None:
+        await self.namespace.destroy(self.id)
+
+
+class ObjectRuntime:
+    def __init__(self, data_dir: Path, *, max_workers: int = 8) -> None:
+        self.data_dir = data_dir
+        self._pool = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="do")
+        self._namespaces: dict[type[Any], Namespace[Any]] = {}
+
+    def namespace(self, cls: type[T]) -> Namespace[T]:
+        ns = self._namespaces.get(cls)
+        if ns is None:
+            ns = Namespace(self, cls)
+            self._namespaces[cls] = ns
+        return ns
+
+    def submit(self, fn: Callable[[], R]) -> asyncio.Future[R]:
+        return asyncio.get_running_loop().run_in_executor(self._pool, fn)
+
+    async def run_in_pool(self, fn: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> R:
+        return await self.submit(lambda: fn(*args, **kwargs))
+
+    async def close(self) -> None:
+        """Wait for in-flight calls, close every database, stop the pool."""
+        for ns in list(self._namespaces.values()):
+            await ns.close()
+        self._pool.shutdown(wait=True)

@@ -1,0 +1,187 @@
+"""TownDO: one town's database. A thin facade; every method delegates to `town.*`."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+from dos.kv import kv_get, kv_put
+from dos.runtime import DurableObject, open_snapshot_reader
+from town import bead_events, beads, config, convoys, demo, fork_export, fork_import, rigs
+from town.fork_payload import ExportPart
+from town.schema import TOWN_MIGRATIONS
+
+FORKED_FROM_KEY = "town:forked_from"
+TOWN_ID_KEY = "town:id"
+
+
+class TownOwnership(msgspec.Struct, frozen=True):
+    """What the town itself records about who owns it (for admin lookups and cleanup)."""
+
+    town_id: str | None
+    owner_type: str | None
+    owner_user_id: str | None
+    organization_id: str | None
+    created_by_user_id: str | None
+
+
+class TownDO(DurableObject):
+    MIGRATIONS = TOWN_MIGRATIONS
+
+    # -- identity and ownership -------------------------------------------------------------
+    def initialize(self, *, ownership: dict[str, Any]) -> config.TownConfig:
+        """First write of a new town: its id, default config and ownership, in one transaction."""
+        kv_put(self.conn, TOWN_ID_KEY, self.id)
+        return config.set_ownership(self.conn, **ownership)
+
+    def ownership(self) -> TownOwnership:
+        # Read the stored config raw: this must not seed defaults into an orphan's database.
+        stored = kv_get(self.conn, config.CONFIG_KEY)
+        cfg: dict[str, Any] = stored if isinstance(stored, dict) else {}
+        return TownOwnership(
+            town_id=kv_get(self.conn, TOWN_ID_KEY),
+            owner_type=cfg.get("owner_type"),
+            owner_user_id=cfg.get("owner_user_id"),
+            organization_id=cfg.get("organization_id"),
+            created_by_user_id=cfg.get("created_by_user_id"),
+        )
+
+    def forked_from(self) -> dict[str, Any] | None:
+        value = kv_get(self.conn, FORKED_FROM_KEY)
+        return value if isinstance(value, dict) else None
+
+    # -- config -----------------------------------------------------------------------------
+    def get_config(self) -> config.TownConfig:
+        return config.get_config(self.conn)
+
+    def update_config(self, update: config.TownConfigUpdate) -> config.TownConfig:
+        return config.update_config(self.conn, update)
+
+    def set_ownership(self, **fields: Any) -> config.TownConfig:
+        return config.set_ownership(self.conn, **fields)
+
+    # -- rigs -------------------------------------------------------------------------------
+    def add_rig(
+        self, *, rig_id: str, name: str, git_url: str, default_branch: str, runtime: rigs.RigConfig
+    ) -> rigs.TownRig:
+        rig = rigs.add_rig(self.conn, rig_id=rig_id, name=name, git_url=git_url, default_branch=default_branch)
+        rigs.put_rig_runtime_config(self.conn, runtime)
+        return rig
+
+    def get_rig(self, rig_id: str) -> rigs.TownRig | None:
+        return rigs.get_rig(self.conn, rig_id)
+
+    def list_rigs(self) -> list[rigs.TownRig]:
+        return rigs.list_rigs(self.conn)
+
+    def delete_rig(self, rig_id: str) -> bool:
+        return rigs.delete_rig(self.conn, rig_id)
+
+    def set_rig_config(self, rig_id: str, override: rigs.RigOverrideConfig) -> rigs.TownRig:
+        return rigs.set_rig_config(self.conn, rig_id, override)
+
+    # -- beads ------------------------------------------------------------------------------
+    def create_bead(self, **fields: Any) -> beads.Bead:
+        return beads.create_bead(self.conn, **fields)
+
+    def get_bead(self, bead_id: str) -> beads.Bead | None:
+        return beads.get_bead(self.conn, bead_id)
+
+    def update_bead(self, bead_id: str, changes: beads.BeadUpdate, *, actor: str | None) -> beads.Bead:
+        return beads.update_bead(self.conn, bead_id, changes, actor=actor)
+
+    def delete_beads_in_rig(self, rig_id: str, bead_ids: list[str]) -> int:
+        """Delete the given beads that belong to `rig_id` (others are left alone)."""
+        mine = [b for b in bead_ids if (bead := beads.get_bead(self.conn, b)) is not None and bead.rig_id == rig_id]
+        return beads.delete_beads(self.conn, mine) if mine else 0
+
+    def list_beads(self, **filters: Any) -> list[beads.Bead]:
+        return beads.list_beads(self.conn, **filters)
+
+    def list_bead_events(self, **filters: Any) -> list[bead_events.BeadEvent]:
+        return bead_events.list_bead_events(self.conn, **filters)
+
+    def populate_demo(self, **options: Any) -> demo.DemoStats:
+        return demo.populate_town(self.conn, **options)
+
+    # -- fork ---------------------------------------------------------------------------------
+    def export_for_fork(self, options: fork_export.ExportOptions) -> fork_export.ForkExportPayload:
+        return fork_export.export_for_fork(self.conn, options)
+
+    def import_fork(
+        self, payload_parts: list[ExportPart], rig_id_mapping: dict[str, str]
+    ) -> fork_import.ImportReport:
+        return fork_import.import_fork(self.conn, payload_parts, rig_id_mapping=rig_id_mapping)
+
+    def import_fork_from(
+        self,
+        source: Path,
+        options: fork_export.ExportOptions,
+        rig_id_mapping: dict[str, str],
+        after_part: Callable[[int], None] | None = None,
+    ) -> fork_import.ImportReport:
+        """Stream the source's snapshot straight into this town, part by part.
+
+        One read transaction on the source (consistent, and the source keeps taking writes),
+        inside this call's one write transaction here: memory is bounded by the part size.
+        """
+        return copy_fork(self.conn, source, options, rig_id_mapping, after_part)
+
+    def configure_fork_rigs(
+        self, user_id: str, kilocode_token: str, rigs_and_creds: list[tuple[rigs.TownRig, Any]]
+    ) -> None:
+        """`rig:<id>:config` for each new rig, and the git token the provider gave (if any)."""
+        for rig, creds in rigs_and_creds:
+            installation = None if creds is None or creds.installationId is None else str(creds.installationId)
+            rigs.put_rig_runtime_config(
+                self.conn,
+                rigs.RigConfig(
+                    townId=self.id,
+                    rigId=rig.id,
+                    gitUrl=rig.git_url,
+                    defaultBranch=rig.default_branch,
+                    userId=user_id,
+                    kilocodeToken=kilocode_token,
+                    platformIntegrationId=installation,
+                ),
+            )
+            if creds is not None:
+                fork_import.set_git_credentials(self.conn, creds.token, installation)
+
+    def set_forked_from(self, lineage: dict[str, Any]) -> None:
+        kv_put(self.conn, FORKED_FROM_KEY, lineage)
+
+    # -- convoys ----------------------------------------------------------------------------
+    def list_convoys(self) -> list[convoys.ConvoyDetail]:
+        return convoys.list_convoys(self.conn)
+
+    def get_convoy(self, convoy_id: str) -> convoys.ConvoyDetail | None:
+        return convoys.get_convoy(self.conn, convoy_id)
+
+
+def copy_fork(
+    target: Any,
+    source: Path,
+    options: fork_export.ExportOptions,
+    rig_id_mapping: dict[str, str],
+    after_part: Callable[[int], None] | None = None,
+) -> fork_import.ImportReport:
+    """Export from `source` (read-only snapshot) into `target` (a connection, or None for a dry run)."""
+    reader = open_snapshot_reader(source)
+    try:
+        with reader:
+            parts: Iterator[ExportPart] = fork_export.export_parts(reader, options)
+            if after_part is not None:
+                parts = _observed(parts, after_part)
+            return fork_import.import_fork(target, parts, rig_id_mapping=rig_id_mapping)
+    finally:
+        reader.close()
+
+
+def _observed(parts: Iterator[ExportPart], after_part: Callable[[int], None]) -> Iterator[ExportPart]:
+    for index, part in enumerate(parts):
+        yield part
+        after_part(index)

@@ -1,0 +1,88 @@
+"""The ASGI app: routes, middleware and the lifespan that opens and closes the object runtime."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import signal
+from collections.abc import AsyncIterator
+
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route, WebSocketRoute
+
+from dos.fork import ForkService
+from dos.git_tokens import GitTokenProvider
+from dos.runtime import ObjectRuntime
+from rpc.auth import mint_token
+from rpc.cors import CorsMiddleware
+from rpc.jsonrpc import handle_jsonrpc
+from rpc.procedures import build_router
+from rpc.request_log import RequestLogMiddleware
+from rpc.router import Router
+from rpc.services import Services
+from rpc.settings import Settings
+from rpc.trpc_http import handle_trpc_http
+from rpc.trpc_ws import handle_trpc_ws
+
+VERSION = "0.1.0"
+log = logging.getLogger("gastown")
+
+
+async def healthz(_: Request) -> Response:
+    return JSONResponse({"ok": True, "version": VERSION})
+
+
+async def health(_: Request) -> Response:
+    return JSONResponse({"status": "ok"})
+
+
+def crash_point(step: str | None):  # type: ignore[no-untyped-def]
+    """Test-only fault injection (GASTOWN_TEST_FAULT=<step>): die like a power cut at that step."""
+    if step is None:
+        return lambda _: None
+
+    def maybe_die(name: str) -> None:
+        if name == step:
+            log.warning("GASTOWN_TEST_FAULT: killing the process at fork step %s", name)
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    return maybe_die
+
+
+def create_app(settings: Settings, router: Router | None = None) -> Starlette:
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        runtime = ObjectRuntime(settings.data_dir)
+        forks = ForkService(
+            runtime,
+            GitTokenProvider(settings.git_token_service_url),
+            lambda user_id: mint_token(settings.secret, user_id),
+            crash_point(settings.fault_inject),
+        )
+        services = Services(settings=settings, runtime=runtime, router=router or build_router(), forks=forks)
+        app.state.services = services
+        from rpc.startup import on_startup
+
+        await on_startup(services)
+        try:
+            yield
+        finally:
+            await runtime.close()
+
+    routes = [
+        Route("/healthz", healthz, methods=["GET"]),
+        Route("/health", health, methods=["GET"]),
+        Route("/rpc", handle_jsonrpc, methods=["POST", "OPTIONS"]),
+        WebSocketRoute("/trpc", handle_trpc_ws),
+        WebSocketRoute("/trpc/", handle_trpc_ws),
+        Route("/trpc/{path:path}", handle_trpc_http, methods=["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]),
+    ]
+    middleware = [
+        Middleware(RequestLogMiddleware),
+        Middleware(CorsMiddleware, origins=settings.cors_origins, dev_mode=settings.dev_mode),
+    ]
+    return Starlette(routes=routes, middleware=middleware, lifespan=lifespan)

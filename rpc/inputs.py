@@ -1,0 +1,161 @@
+"""Input Structs of every procedure: the upstream router's field names, exactly.
+
+Like the upstream zod objects, unknown fields are ignored (the existing front end sends what
+it sends); the fork inputs are stricter and reject them (fork.md §1).
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated, Any, Literal
+
+import msgspec
+from msgspec import UNSET, Meta, UnsetType
+
+from town.config import TownConfigUpdate
+from town.rigs import RigOverrideConfig
+
+Name = Annotated[str, Meta(min_length=1, max_length=64)]
+Title = Annotated[str, Meta(min_length=1)]
+Limit = Annotated[int, Meta(ge=1, le=500)]
+Offset = Annotated[int, Meta(ge=0)]
+# A URL as zod's .url() accepts it: a scheme, ':' and something after it.
+Url = Annotated[str, Meta(pattern=r"^[A-Za-z][A-Za-z0-9+.-]*://[^\s]+$", max_length=2048)]
+BeadStatus = Literal["open", "in_progress", "in_review", "closed", "failed"]
+BeadType = Literal["issue", "message", "escalation", "merge_request", "convoy", "molecule", "agent"]
+Priority = Literal["low", "medium", "high", "critical"]
+
+
+class Input(msgspec.Struct, kw_only=True):
+    pass
+
+
+class NoInput(Input, kw_only=True):
+    pass
+
+
+class TownIdInput(Input, kw_only=True):
+    townId: uuid.UUID
+
+
+class CreateTownInput(Input, kw_only=True):
+    name: Name
+
+
+class OrgInput(Input, kw_only=True):
+    organizationId: uuid.UUID
+
+
+class CreateOrgTownInput(Input, kw_only=True):
+    organizationId: uuid.UUID
+    name: Name
+
+
+class OrgTownInput(Input, kw_only=True):
+    organizationId: uuid.UUID
+    townId: uuid.UUID
+
+
+class CreateRigInput(Input, kw_only=True):
+    townId: uuid.UUID
+    name: Name
+    gitUrl: Url
+    defaultBranch: Annotated[str, Meta(min_length=1, max_length=255)] = "main"
+    platformIntegrationId: uuid.UUID | None = None
+
+
+class CreateOrgRigInput(CreateRigInput, kw_only=True):
+    organizationId: uuid.UUID
+
+
+class RigInput(Input, kw_only=True):
+    rigId: uuid.UUID
+    townId: uuid.UUID | None = None
+
+
+class UpdateRigConfigInput(Input, kw_only=True):
+    rigId: uuid.UUID
+    townId: uuid.UUID | None = None
+    config: RigOverrideConfig
+
+
+class UpdateTownConfigInput(Input, kw_only=True):
+    townId: uuid.UUID
+    config: TownConfigUpdate
+
+
+class CreateBeadInput(Input, kw_only=True):
+    rigId: uuid.UUID
+    townId: uuid.UUID | None = None
+    title: Title
+    body: str | None = None
+    labels: list[str] | None = None
+    startImmediately: bool = False
+
+
+class UpdateBeadInput(Input, kw_only=True):
+    rigId: uuid.UUID
+    beadId: uuid.UUID
+    townId: uuid.UUID | None = None
+    title: Title | UnsetType = UNSET
+    body: str | None | UnsetType = UNSET
+    status: BeadStatus | UnsetType = UNSET
+    priority: Priority | UnsetType = UNSET
+    labels: list[str] | UnsetType = UNSET
+    metadata: dict[str, Any] | UnsetType = UNSET
+    rig_id: uuid.UUID | None | UnsetType = UNSET
+    parent_bead_id: uuid.UUID | None | UnsetType = UNSET
+    depends_on: list[uuid.UUID] | UnsetType = UNSET
+
+
+class DeleteBeadInput(Input, kw_only=True):
+    rigId: uuid.UUID
+    beadId: uuid.UUID | Annotated[list[uuid.UUID], Meta(min_length=1, max_length=500)]
+    townId: uuid.UUID | None = None
+
+
+class ListBeadsInput(Input, kw_only=True):
+    rigId: uuid.UUID | None = None
+    townId: uuid.UUID | None = None
+    status: BeadStatus | None = None
+    type: BeadType | None = None
+    limit: Limit = 100
+    offset: Offset = 0
+
+
+class GetBeadEventsInput(Input, kw_only=True):
+    rigId: uuid.UUID
+    townId: uuid.UUID | None = None
+    beadId: uuid.UUID | None = None
+    since: str | None = None
+    limit: Limit = 100
+
+
+class GetTownEventsInput(Input, kw_only=True):
+    townId: uuid.UUID
+    since: str | None = None
+    limit: Limit = 100
+
+
+class GetConvoyInput(Input, kw_only=True):
+    townId: uuid.UUID
+    convoyId: uuid.UUID
+
+
+class WatchTownEventsInput(Input, kw_only=True):
+    townId: uuid.UUID
+    since: str | None = None
+    pollMs: Annotated[int, Meta(ge=100, le=60_000)] = 1000
+
+
+class ForkTownInput(Input, kw_only=True, forbid_unknown_fields=True):
+    sourceTownId: uuid.UUID
+    newTownName: Name
+    includeGitAuthor: bool = True
+    includeEnvVars: bool = True
+    dryRun: bool = False
+    idempotencyKey: Annotated[str, Meta(min_length=1, max_length=128)] | None = None
+
+
+class ForkOrgTownInput(ForkTownInput, kw_only=True, forbid_unknown_fields=True):
+    organizationId: uuid.UUID

@@ -1,0 +1,161 @@
+"""Bead, event and convoy procedures, and the town event subscription."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from datetime import datetime, timedelta
+
+import msgspec
+from msgspec import UNSET
+
+from dos.town_do import TownDO
+from rpc.access import TownRule
+from rpc.errors import RpcError
+from rpc.inputs import (
+    CreateBeadInput,
+    DeleteBeadInput,
+    GetBeadEventsInput,
+    GetConvoyInput,
+    GetTownEventsInput,
+    ListBeadsInput,
+    TownIdInput,
+    UpdateBeadInput,
+    WatchTownEventsInput,
+)
+from rpc.procedures.common import town_stub
+from rpc.router import CallContext, Procedure
+from town.bead_events import BeadEvent
+from town.beads import Bead, BeadUpdate
+from town.clock import iso
+from town.convoys import ConvoyDetail
+
+G = "gastown."
+HELD_LABEL = "gt:held"
+
+
+class Deleted(msgspec.Struct):
+    deleted: int
+
+
+def _rig_id(p: object) -> str | None:
+    value = getattr(p, "rigId", None)
+    return None if value is None else str(value)
+
+
+async def create_bead(ctx: CallContext, p: CreateBeadInput) -> Bead:
+    labels = list(p.labels or [])
+    if not p.startImmediately and HELD_LABEL not in labels:
+        labels.append(HELD_LABEL)
+    return await town_stub(ctx).call(
+        TownDO.create_bead,
+        type="issue",
+        title=p.title,
+        body=p.body,
+        rig_id=str(p.rigId),
+        labels=labels,
+        created_by=ctx.caller.user_id,
+    )
+
+
+async def update_bead(ctx: CallContext, p: UpdateBeadInput) -> Bead:
+    fields = {k: v for k, v in msgspec.structs.asdict(p).items() if k not in ("rigId", "beadId", "townId") and v is not UNSET}
+    if not fields:
+        raise RpcError("BAD_REQUEST", "At least one field to update is required")
+    for key in ("rig_id", "parent_bead_id"):
+        if fields.get(key) is not None:
+            fields[key] = str(fields[key])
+    if "depends_on" in fields:
+        fields["depends_on"] = [str(d) for d in fields["depends_on"]]
+    town = town_stub(ctx)
+    bead_id = str(p.beadId)
+    await _require_bead_in_rig(town, bead_id, str(p.rigId))
+    if fields.get("rig_id") is not None and await town.call(TownDO.get_rig, fields["rig_id"]) is None:
+        raise RpcError("NOT_FOUND", f"Rig {fields['rig_id']} not found")
+    return await town.call(TownDO.update_bead, bead_id, BeadUpdate(**fields), actor=ctx.caller.user_id)
+
+
+async def _require_bead_in_rig(town: object, bead_id: str, rig_id: str) -> Bead:
+    bead = await town.call(TownDO.get_bead, bead_id)  # type: ignore[attr-defined]
+    if bead is None or bead.rig_id != rig_id:
+        raise RpcError("NOT_FOUND", f"Bead {bead_id} not found")
+    return bead
+
+
+async def delete_bead(ctx: CallContext, p: DeleteBeadInput) -> Deleted:
+    ids = [str(b) for b in p.beadId] if isinstance(p.beadId, list) else [str(p.beadId)]
+    return Deleted(await town_stub(ctx).call(TownDO.delete_beads_in_rig, str(p.rigId), ids))
+
+
+async def list_beads(ctx: CallContext, p: ListBeadsInput) -> list[Bead]:
+    return await town_stub(ctx).call(
+        TownDO.list_beads, rig_id=_rig_id(p), status=p.status, type=p.type, limit=p.limit, offset=p.offset
+    )
+
+
+async def get_bead_events(ctx: CallContext, p: GetBeadEventsInput) -> list[BeadEvent]:
+    return await town_stub(ctx).call(
+        TownDO.list_bead_events,
+        rig_id=str(p.rigId),
+        bead_id=None if p.beadId is None else str(p.beadId),
+        since=p.since,
+        limit=p.limit,
+    )
+
+
+async def get_town_events(ctx: CallContext, p: GetTownEventsInput) -> list[BeadEvent]:
+    return await town_stub(ctx).call(TownDO.list_bead_events, since=p.since, limit=p.limit)
+
+
+async def list_convoys(ctx: CallContext, p: TownIdInput) -> list[ConvoyDetail]:
+    return await town_stub(ctx).call(TownDO.list_convoys)
+
+
+async def get_convoy(ctx: CallContext, p: GetConvoyInput) -> ConvoyDetail | None:
+    return await town_stub(ctx).call(TownDO.get_convoy, str(p.convoyId))
+
+
+async def watch_town_events(ctx: CallContext, p: WatchTownEventsInput) -> AsyncIterator[BeadEvent]:
+    """Bead events as they happen (oldest first): those after `since`, else the latest 10, then new ones.
+
+    Polls the town; the cursor is inclusive of its millisecond and remembers the ids already
+    sent there, so events written in the same millisecond as the last one are not lost.
+    """
+    town = town_stub(ctx)
+    cursor: str | None = p.since
+    seen_at_cursor: set[str] = set()
+    first = True
+    while True:
+        since = _one_ms_before(cursor) if cursor else None
+        batch = await town.call(TownDO.list_bead_events, since=since, limit=10 if first and cursor is None else 500)
+        first = False
+        for event in reversed(batch):
+            if cursor is not None and (event.created_at < cursor or (event.created_at == cursor and event.bead_event_id in seen_at_cursor)):
+                continue
+            if event.created_at != cursor:
+                cursor, seen_at_cursor = event.created_at, set()
+            seen_at_cursor.add(event.bead_event_id)
+            yield event
+        if len(batch) < 500:
+            await asyncio.sleep(p.pollMs / 1000)
+
+
+def _one_ms_before(stamp: str) -> str:
+    try:
+        moment = datetime.fromisoformat(stamp.replace("Z", "+00:00"))
+    except ValueError:
+        return stamp
+    return iso(moment - timedelta(milliseconds=1))
+
+
+PROCEDURES = [
+    Procedure(G + "createBead", "mutation", CreateBeadInput, TownRule("write", via="rig"), create_bead),
+    Procedure(G + "updateBead", "mutation", UpdateBeadInput, TownRule("write", via="rig"), update_bead),
+    Procedure(G + "deleteBead", "mutation", DeleteBeadInput, TownRule("write", via="rig"), delete_bead),
+    Procedure(G + "listBeads", "query", ListBeadsInput, TownRule("read", via="rig"), list_beads),
+    Procedure(G + "getBeadEvents", "query", GetBeadEventsInput, TownRule("read", via="rig"), get_bead_events),
+    Procedure(G + "getTownEvents", "query", GetTownEventsInput, TownRule("read"), get_town_events),
+    Procedure(G + "listConvoys", "query", TownIdInput, TownRule("read"), list_convoys),
+    Procedure(G + "getConvoy", "query", GetConvoyInput, TownRule("read"), get_convoy),
+    Procedure(G + "watchTownEvents", "subscription", WatchTownEventsInput, TownRule("read"), watch_town_events),
+]

@@ -1,0 +1,59 @@
+"""gastown.forkTown and gastown.forkOrgTown (fork.md): who may fork, then the fork service."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import msgspec
+
+from dos import lifecycle
+from dos.fork import ForkPlan, ForkResult, fingerprint
+from rpc.access import TownTarget, resolve_town
+from rpc.errors import RpcError
+from rpc.inputs import ForkOrgTownInput, ForkTownInput
+from rpc.router import CallContext, Procedure
+
+G = "gastown."
+
+
+@dataclass(frozen=True)
+class ForkRule:
+    """fork.md §2: the source must be readable (else NOT_FOUND) by a non-admin standing; an org
+    target needs an owner or member role there."""
+
+    async def check(self, ctx: CallContext, params: Any) -> None:
+        source = await resolve_town(ctx, str(params.sourceTownId))
+        if source.standing == "admin":
+            raise RpcError("FORBIDDEN", "Admin read access does not allow forking someone else's town")
+        org_id = getattr(params, "organizationId", None)
+        if org_id is not None:
+            role = ctx.caller.org_role(str(org_id))
+            if role not in ("owner", "member"):
+                raise RpcError("FORBIDDEN", f"Forking into organization {org_id} needs an owner or member role there")
+        ctx.target = source
+
+
+async def fork_town(ctx: CallContext, p: ForkTownInput) -> msgspec.Raw | ForkResult:
+    source: TownTarget = ctx.target
+    org_id = str(p.organizationId) if isinstance(p, ForkOrgTownInput) else None
+    owner = lifecycle.Owner("org", org_id, ctx.caller.user_id) if org_id else lifecycle.Owner("user", ctx.caller.user_id, ctx.caller.user_id)
+    plan = ForkPlan(
+        caller_id=ctx.caller.user_id,
+        source_town_id=source.town_id,
+        target=owner,
+        new_town_name=p.newTownName,
+        include_git_author=p.includeGitAuthor,
+        include_env_vars=p.includeEnvVars,
+        may_copy_secrets=source.may_see_secrets,
+        dry_run=p.dryRun,
+        idempotency_key=p.idempotencyKey,
+        input_fingerprint=fingerprint(ctx.path, msgspec.to_builtins(p)),
+    )
+    return await ctx.services.forks.fork(plan)
+
+
+PROCEDURES = [
+    Procedure(G + "forkTown", "mutation", ForkTownInput, ForkRule(), fork_town),
+    Procedure(G + "forkOrgTown", "mutation", ForkOrgTownInput, ForkRule(), fork_town),
+]

@@ -1,0 +1,52 @@
+"""`python -m rpc.serve`: run the server in the foreground (what scripts/serve starts)."""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+import uvicorn
+
+from rpc.app import create_app
+from rpc.auth import mint_token
+from rpc.settings import load_settings
+
+DEV_USER_ID = "dev-user"
+
+
+def main() -> None:
+    settings = load_settings()
+    logging.basicConfig(
+        level=settings.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s %(message)s",
+        stream=sys.stderr,
+    )
+    url = f"http://{settings.host}:{settings.port}"
+    print(f"gastown-fork listening on {url} (data in {settings.data_dir})", flush=True)
+    if settings.dev_mode:
+        token = mint_token(settings.secret, DEV_USER_ID, org_memberships=_dev_orgs())
+        print("dev mode: NEXTAUTH_SECRET is unset; using the secret in data/dev-secret", flush=True)
+        print(f"export TOKEN={token}", flush=True)
+        print(f"try: curl -H \"Authorization: Bearer $TOKEN\" '{url}/trpc/gastown.listTowns'", flush=True)
+    app = create_app(settings)
+    # access_log off: uvicorn would log query strings, and SSE carries the token there.
+    uvicorn.run(
+        app,
+        host=settings.host,
+        port=settings.port,
+        log_level=settings.log_level.lower(),
+        access_log=False,
+        ws="websockets-sansio",
+        timeout_graceful_shutdown=10,
+    )
+
+
+def _dev_orgs() -> list:  # the demo org the dev user owns
+    from rpc.auth import OrgMembership
+    from rpc.startup import DEV_ORG_ID
+
+    return [OrgMembership(orgId=DEV_ORG_ID, role="owner")]
+
+
+if __name__ == "__main__":
+    main()

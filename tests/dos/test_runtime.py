@@ -1,0 +1,146 @@
+"""The object runtime (storage.md): one database per instance, serialized calls, transactions."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from pathlib import Path
+
+import apsw
+import pytest
+
+from dos.kv import KV_DDL, kv_get, kv_put
+from dos.runtime import DurableObject, ObjectRuntime
+
+
+class Sleeper(DurableObject):
+    MIGRATIONS = (KV_DDL, "CREATE TABLE IF NOT EXISTS log (n INTEGER)")
+    active: dict[str, int] = {}
+    max_active: dict[str, int] = {}
+    lock = threading.Lock()
+
+    def nap(self, seconds: float) -> float:
+        with Sleeper.lock:
+            Sleeper.active[self.id] = Sleeper.active.get(self.id, 0) + 1
+            Sleeper.max_active[self.id] = max(Sleeper.max_active.get(self.id, 0), Sleeper.active[self.id])
+        started = time.monotonic()
+        time.sleep(seconds)
+        with Sleeper.lock:
+            Sleeper.active[self.id] -= 1
+        return started
+
+    barrier = threading.Barrier(2, timeout=5)
+
+    def meet(self) -> bool:
+        """Returns only when another call is inside `meet` at the same time (or fails after 5 s)."""
+        Sleeper.barrier.wait()
+        return True
+
+    def write_then_fail(self, n: int) -> None:
+        self.conn.execute("INSERT INTO log (n) VALUES (?)", (n,))
+        kv_put(self.conn, "last", n)
+        raise ValueError("boom")
+
+    def write(self, n: int) -> None:
+        self.conn.execute("INSERT INTO log (n) VALUES (?)", (n,))
+        kv_put(self.conn, "last", n)
+
+    def state(self) -> tuple[list[int], object]:
+        return [r[0] for r in self.conn.execute("SELECT n FROM log ORDER BY n")], kv_get(self.conn, "last")
+
+
+def run(coro):  # type: ignore[no-untyped-def]
+    return asyncio.run(coro)
+
+
+def test_calls_on_different_instances_run_in_parallel_and_on_one_instance_serialized(tmp_path: Path) -> None:
+    async def scenario() -> tuple[list[bool], int]:
+        runtime = ObjectRuntime(tmp_path)
+        ns = runtime.namespace(Sleeper)
+        # Two instances: both calls must be inside `meet` at once, or the barrier breaks.
+        met = await asyncio.gather(ns.get("a").call(Sleeper.meet), ns.get("b").call(Sleeper.meet))
+        # One instance: four slow calls, never two at a time.
+        await asyncio.gather(*(ns.get("c").call(Sleeper.nap, 0.05) for _ in range(4)))
+        await runtime.close()
+        return list(met), Sleeper.max_active["c"]
+
+    met, max_active_c = run(scenario())
+    assert met == [True, True]
+    assert max_active_c == 1
+
+
+def test_two_calls_on_one_instance_never_meet(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        runtime = ObjectRuntime(tmp_path)
+        stub = runtime.namespace(Sleeper).get("solo")
+        Sleeper.barrier.reset()
+        try:
+            await asyncio.gather(stub.call(Sleeper.meet), stub.call(Sleeper.meet))
+        finally:
+            await runtime.close()
+
+    Sleeper.barrier = threading.Barrier(2, timeout=0.5)
+    try:
+        with pytest.raises(threading.BrokenBarrierError):
+            run(scenario())
+    finally:
+        Sleeper.barrier = threading.Barrier(2, timeout=5)
+
+
+def test_a_failed_call_rolls_back_sql_and_kv_together(tmp_path: Path) -> None:
+    async def scenario() -> tuple[list[int], object]:
+        runtime = ObjectRuntime(tmp_path)
+        stub = runtime.namespace(Sleeper).get("x")
+        await stub.call(Sleeper.write, 1)
+        with pytest.raises(ValueError):
+            await stub.call(Sleeper.write_then_fail, 2)
+        state = await stub.call(Sleeper.state)
+        await runtime.close()
+        return state
+
+    assert run(scenario()) == ([1], 1)
+
+
+def test_database_layout_wal_and_migrations(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        runtime = ObjectRuntime(tmp_path)
+        await runtime.namespace(Sleeper).get("user@example.com").call(Sleeper.write, 5)
+        await runtime.close()
+
+    run(scenario())
+    path = tmp_path / "Sleeper" / "user%40example.com.sqlite3"
+    conn = apsw.Connection(str(path))
+    assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == 2
+    assert conn.execute("SELECT value FROM _kv WHERE key = 'last'").fetchone()[0] == "5"
+
+
+def test_destroy_removes_the_files_and_the_next_call_starts_fresh(tmp_path: Path) -> None:
+    async def scenario() -> tuple[list[int], object]:
+        runtime = ObjectRuntime(tmp_path)
+        stub = runtime.namespace(Sleeper).get("gone")
+        await stub.call(Sleeper.write, 1)
+        await stub.destroy()
+        assert not list((tmp_path / "Sleeper").glob("gone*"))
+        assert not stub.exists()
+        state = await stub.call(Sleeper.state)
+        await runtime.close()
+        return state
+
+    assert run(scenario()) == ([], None)
+
+
+def test_a_cancelled_caller_does_not_let_the_next_call_overlap(tmp_path: Path) -> None:
+    async def scenario() -> int:
+        runtime = ObjectRuntime(tmp_path)
+        stub = runtime.namespace(Sleeper).get("cancel")
+        await stub.call(Sleeper.state)
+        slow = asyncio.ensure_future(stub.call(Sleeper.nap, 0.3))
+        await asyncio.sleep(0.05)
+        slow.cancel()
+        await stub.call(Sleeper.nap, 0.01)
+        await runtime.close()
+        return Sleeper.max_active["cancel"]
+
+    assert run(scenario()) == 1

@@ -1,0 +1,120 @@
+// The real @trpc/client (v11, no transformer) against the running server: httpLink,
+// httpBatchLink, httpBatchStreamLink and wsLink, as the front end uses them.
+// Run by tests/e2e/test_node_client.py with GASTOWN_URL and GASTOWN_TOKEN set.
+import { test, after } from 'node:test';
+import assert from 'node:assert/strict';
+import {
+  createTRPCUntypedClient,
+  createWSClient,
+  httpBatchLink,
+  httpBatchStreamLink,
+  httpLink,
+  splitLink,
+  wsLink,
+  TRPCClientError,
+} from '@trpc/client';
+import { WebSocket } from 'ws';
+
+const URL_BASE = process.env.GASTOWN_URL;
+const TOKEN = process.env.GASTOWN_TOKEN;
+const headers = () => ({ Authorization: `Bearer ${TOKEN}` });
+
+// The front end's client: splitLink of httpLink (skipBatch) and httpBatchLink.
+const client = createTRPCUntypedClient({
+  links: [
+    splitLink({
+      condition: (op) => op.context.skipBatch === true,
+      true: httpLink({ url: `${URL_BASE}/trpc`, headers }),
+      false: httpBatchLink({ url: `${URL_BASE}/trpc`, headers }),
+    }),
+  ],
+});
+const streaming = createTRPCUntypedClient({ links: [httpBatchStreamLink({ url: `${URL_BASE}/trpc`, headers })] });
+const wsClient = createWSClient({
+  url: URL_BASE.replace(/^http/, 'ws') + '/trpc',
+  WebSocket,
+  connectionParams: { token: TOKEN },
+});
+const ws = createTRPCUntypedClient({ links: [wsLink({ client: wsClient })] });
+after(() => wsClient.close());
+
+const rejection = async (promise) => {
+  try {
+    await promise;
+  } catch (e) {
+    return e;
+  }
+  assert.fail('expected the call to reject');
+};
+
+let townId;
+let rigId;
+
+test('httpLink mutations create a town, a rig and a bead', async () => {
+  const town = await client.mutation('gastown.createTown', { name: 'From @trpc/client' }, { context: { skipBatch: true } });
+  assert.match(town.id, /^[0-9a-f-]{36}$/);
+  assert.equal(town.forked_from, null);
+  townId = town.id;
+  const rig = await client.mutation('gastown.createRig', { townId, name: 'web', gitUrl: 'https://github.com/acme/web.git' });
+  assert.equal(rig.town_id, townId);
+  rigId = rig.id;
+  const bead = await client.mutation('gastown.createBead', { rigId, title: 'Hello from Node' });
+  assert.deepEqual(bead.labels, ['gt:held']);
+});
+
+test('httpBatchLink: two queries in one request, one failing with NOT_FOUND', async () => {
+  const [town, missing] = await Promise.allSettled([
+    client.query('gastown.getTown', { townId }),
+    client.query('gastown.getTown', { townId: crypto.randomUUID() }),
+  ]);
+  assert.equal(town.status, 'fulfilled');
+  assert.equal(town.value.id, townId);
+  assert.equal(missing.status, 'rejected');
+  assert.ok(missing.reason instanceof TRPCClientError);
+  assert.equal(missing.reason.data.code, 'NOT_FOUND');
+  assert.equal(missing.reason.data.httpStatus, 404);
+  assert.equal(missing.reason.shape.code, -32004);
+});
+
+test('validation errors reach the client as BAD_REQUEST naming the field', async () => {
+  const err = await rejection(client.mutation('gastown.createTown', { name: '' }));
+  assert.equal(err.data.code, 'BAD_REQUEST');
+  assert.match(err.message, /\$\.name/);
+});
+
+test('httpBatchStreamLink streams a batch', async () => {
+  const [beads, rigs] = await Promise.all([
+    streaming.query('gastown.listBeads', { rigId }),
+    streaming.query('gastown.listRigs', { townId }),
+  ]);
+  assert.equal(beads.length, 1);
+  assert.equal(rigs[0].id, rigId);
+});
+
+test('wsLink: query, mutation and an error over one socket', async () => {
+  const town = await ws.query('gastown.getTown', { townId });
+  assert.equal(town.name, 'From @trpc/client');
+  const bead = await ws.mutation('gastown.createBead', { rigId, title: 'Over WebSocket', startImmediately: true });
+  assert.deepEqual(bead.labels, []);
+  const err = await rejection(ws.query('gastown.getTown', { townId: crypto.randomUUID() }));
+  assert.equal(err.data.code, 'NOT_FOUND');
+});
+
+test('wsLink subscription: town events arrive as they happen', async () => {
+  const seen = [];
+  await new Promise((resolve, reject) => {
+    const sub = ws.subscription('gastown.watchTownEvents', { townId, pollMs: 100 }, {
+      onData: (event) => {
+        seen.push(event);
+        if (event.event_type === 'created' && seen.some((e) => e.bead_id === event.bead_id) && event.metadata?.title === 'Late bead') {
+          sub.unsubscribe();
+          resolve();
+        }
+      },
+      onError: reject,
+    });
+    setTimeout(() => client.mutation('gastown.createBead', { rigId, title: 'Late bead' }).catch(reject), 300);
+    setTimeout(() => reject(new Error(`timed out; saw ${JSON.stringify(seen.map((e) => e.event_type))}`)), 5000);
+  });
+  assert.ok(seen.length >= 3);
+});

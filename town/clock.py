@@ -1,0 +1,19 @@
+"""Timestamps and ids in the model's conventions (ISO-8601 UTC with milliseconds and `Z`; UUID4)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, timezone
+
+
+def now_iso() -> str:
+    """Current time as `2026-04-13T09:30:00.000Z`, the format JS `toISOString()` produces."""
+    return iso(datetime.now(timezone.utc))
+
+
+def iso(moment: datetime) -> str:
+    return moment.astimezone(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def new_id() -> str:
+    return str(uuid.uuid4())

@@ -1,0 +1,171 @@
+"""Export a town for a fork (fork.md §3): one read transaction, streamed in bounded parts.
+
+Which beads are copied is one SQL predicate (`_COPIED`), so parents, events, edges and
+satellites are filtered by the database, not by a Python set of ids: memory stays bounded by
+the part size whatever the town's size.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import apsw
+import msgspec
+
+from dos.kv import kv_get
+from town.clock import now_iso
+from town.config import CONFIG_KEY, TownConfig, new_town_defaults
+from town.fork_payload import (
+    COPIED_CONFIG_FIELDS,
+    GIT_AUTHOR_FIELDS,
+    BeadRows,
+    ConvoyRows,
+    DependencyRows,
+    EscalationRows,
+    EventRows,
+    ExportBead,
+    ExportConvoy,
+    ExportDependency,
+    ExportEscalation,
+    ExportEvent,
+    ExportPart,
+    ExportReview,
+    ExportRig,
+    ForkConfig,
+    ForkExportHeader,
+    ForkExportPayload,
+    ForkExportSummary,
+    ReviewRows,
+    SkippedCounts,
+)
+
+DEFAULT_PART_ROWS = 2000
+
+# The copied set: finished history only (terminal, not agents or mail, convoys only if landed).
+_COPIED = """
+copied(bead_id) AS (
+  SELECT b.bead_id FROM beads b LEFT JOIN convoy_metadata cm ON cm.bead_id = b.bead_id
+  WHERE b.status IN ('closed', 'failed') AND b.type NOT IN ('agent', 'message')
+    AND (b.type <> 'convoy' OR cm.landed_at IS NOT NULL)
+)"""
+
+_BEADS_SQL = f"""WITH {_COPIED}
+SELECT b.bead_id, b.type, b.status, b.title, b.body, b.rig_id,
+       CASE WHEN b.parent_bead_id IN (SELECT bead_id FROM copied) THEN b.parent_bead_id END,
+       b.priority, b.labels, b.metadata, b.created_by, b.created_at, b.updated_at, b.closed_at
+FROM beads b WHERE b.bead_id IN (SELECT bead_id FROM copied)"""
+
+_EVENTS_SQL = f"""WITH {_COPIED}
+SELECT bead_event_id, bead_id, agent_id, event_type, old_value, new_value, metadata, created_at
+FROM bead_events WHERE bead_id IN (SELECT bead_id FROM copied)"""
+
+_DEPS_SQL = f"""WITH {_COPIED}
+SELECT bead_id, depends_on_bead_id, dependency_type FROM bead_dependencies
+WHERE bead_id IN (SELECT bead_id FROM copied) AND depends_on_bead_id IN (SELECT bead_id FROM copied)"""
+
+_REVIEW_SQL = f"""WITH {_COPIED}
+SELECT bead_id, branch, target_branch, merge_commit, pr_url, retry_count FROM review_metadata
+WHERE bead_id IN (SELECT c.bead_id FROM copied c JOIN beads b ON b.bead_id = c.bead_id WHERE b.type = 'merge_request')"""
+
+_ESCALATION_SQL = f"""WITH {_COPIED}
+SELECT bead_id, severity, category, acknowledged, re_escalation_count, acknowledged_at FROM escalation_metadata
+WHERE bead_id IN (SELECT c.bead_id FROM copied c JOIN beads b ON b.bead_id = c.bead_id WHERE b.type = 'escalation')"""
+
+_CONVOY_SQL = f"""WITH {_COPIED}
+SELECT bead_id, total_beads, closed_beads, landed_at, feature_branch, merge_mode, staged FROM convoy_metadata
+WHERE bead_id IN (SELECT c.bead_id FROM copied c JOIN beads b ON b.bead_id = c.bead_id WHERE b.type = 'convoy')"""
+
+_SKIPPED_SQL = f"""WITH {_COPIED}
+SELECT
+  (SELECT count(*) FROM beads WHERE status NOT IN ('closed', 'failed') AND type NOT IN ('agent', 'message')),
+  (SELECT count(*) FROM beads WHERE type = 'agent'),
+  (SELECT count(*) FROM beads WHERE type = 'message'),
+  (SELECT count(*) FROM beads b LEFT JOIN convoy_metadata cm ON cm.bead_id = b.bead_id
+     WHERE b.type = 'convoy' AND b.status IN ('closed', 'failed') AND cm.landed_at IS NULL),
+  (SELECT count(*) FROM bead_events WHERE bead_id NOT IN (SELECT bead_id FROM copied)),
+  (SELECT count(*) FROM bead_dependencies WHERE bead_id NOT IN (SELECT bead_id FROM copied)
+     OR depends_on_bead_id NOT IN (SELECT bead_id FROM copied)),
+  (SELECT count(*) FROM agent_metadata),
+  (SELECT count(*) FROM agent_nudges),
+  (SELECT count(*) FROM town_events),
+  (SELECT count(*) FROM beads WHERE bead_id IN (SELECT bead_id FROM copied)
+     AND parent_bead_id IS NOT NULL AND parent_bead_id NOT IN (SELECT bead_id FROM copied))"""
+
+
+class ExportOptions(msgspec.Struct, frozen=True, kw_only=True):
+    source_town_id: str
+    include_env_vars: bool  # the caller asked for them AND may see the source's secrets
+    include_git_author: bool
+    part_rows: int = DEFAULT_PART_ROWS
+
+
+def stored_config(conn: apsw.Connection) -> TownConfig:
+    """The source's config without seeding (an export never writes)."""
+    stored = kv_get(conn, CONFIG_KEY)
+    return new_town_defaults() if stored is None else msgspec.convert(stored, TownConfig)
+
+
+def fork_config(config: TownConfig, options: ExportOptions) -> ForkConfig:
+    fields: dict[str, Any] = {name: getattr(config, name) for name in COPIED_CONFIG_FIELDS}
+    if options.include_git_author:
+        fields.update({name: getattr(config, name) for name in GIT_AUTHOR_FIELDS})
+    fields["gitlab_instance_url"] = config.git_auth.gitlab_instance_url
+    fields["env_vars"] = dict(config.env_vars) if options.include_env_vars else {}
+    return ForkConfig(**fields)
+
+
+def secrets_present(config: TownConfig) -> list[str]:
+    """Names (never values) of the secrets a fork leaves behind for the new owner to set."""
+    names = []
+    if isinstance(config.github_cli_pat, str) and config.github_cli_pat:
+        names.append("github_cli_pat")
+    if isinstance(config.git_auth.gitlab_token, str) and config.git_auth.gitlab_token:
+        names.append("git_auth.gitlab_token")
+    return names
+
+
+def export_parts(conn: apsw.Connection, options: ExportOptions) -> Iterator[ExportPart]:
+    """Header, row parts of at most `part_rows` rows, then the summary.
+
+    The caller holds one read transaction around the whole iteration (a consistent snapshot).
+    """
+    config = stored_config(conn)
+    rigs = [
+        ExportRig(id=r[0], name=r[1], git_url=r[2], default_branch=r[3], config=r[4] or "{}")
+        for r in conn.execute("SELECT id, name, git_url, default_branch, config FROM rigs ORDER BY created_at, id")
+    ]
+    yield ForkExportHeader(
+        source_town_id=options.source_town_id,
+        exported_at=now_iso(),
+        config=fork_config(config, options),
+        env_var_keys=sorted(config.env_vars),
+        secrets_not_copied=secrets_present(config),
+        rigs=rigs,
+    )
+    size = options.part_rows
+    yield from _parts(conn, _BEADS_SQL, ExportBead, BeadRows, size)
+    yield from _parts(conn, _EVENTS_SQL, ExportEvent, EventRows, size)
+    yield from _parts(conn, _DEPS_SQL, ExportDependency, DependencyRows, size)
+    yield from _parts(conn, _REVIEW_SQL, ExportReview, ReviewRows, size)
+    yield from _parts(conn, _ESCALATION_SQL, ExportEscalation, EscalationRows, size)
+    yield from _parts(conn, _CONVOY_SQL, ExportConvoy, ConvoyRows, size)
+    counts = conn.execute(_SKIPPED_SQL).fetchone()
+    yield ForkExportSummary(skipped=SkippedCounts(*counts[:9]), parents_detached=counts[9])
+
+
+def _parts(conn: apsw.Connection, sql: str, row_type: Any, part_type: Any, size: int) -> Iterator[Any]:
+    rows: list[Any] = []
+    for row in conn.execute(sql):
+        rows.append(row_type(*row))
+        if len(rows) >= size:
+            yield part_type(rows)
+            rows = []
+    if rows:
+        yield part_type(rows)
+
+
+def export_for_fork(conn: apsw.Connection, options: ExportOptions) -> ForkExportPayload:
+    """The whole payload at once, in one read transaction (for small towns and tests)."""
+    with conn:
+        return ForkExportPayload(parts=list(export_parts(conn, options)))
