@@ -151,7 +151,8 @@ def export_parts(conn: apsw.Connection, options: ExportOptions) -> Iterator[Expo
     yield from _parts(conn, _ESCALATION_SQL, ExportEscalation, EscalationRows, size)
     yield from _parts(conn, _CONVOY_SQL, ExportConvoy, ConvoyRows, size)
     counts = conn.execute(_SKIPPED_SQL).fetchone()
-    yield ForkExportSummary(skipped=SkippedCounts(*counts[:9]), parents_detached=counts[9])
+    skipped = SkippedCounts(**dict(zip(SkippedCounts.__struct_fields__, counts[:9], strict=True)))
+    yield ForkExportSummary(skipped=skipped, parents_detached=counts[9])
 
 
 def _parts(conn: apsw.Connection, sql: str, row_type: Any, part_type: Any, size: int) -> Iterator[Any]:
