@@ -19,7 +19,7 @@ from dos.runtime import ObjectRuntime
 from dos.town_do import TownDO
 from town import owners, rigs
 from town.clock import new_id
-from town.errors import Conflict, NotFound
+from town.errors import NotFound
 
 log = logging.getLogger("gastown.lifecycle")
 
@@ -158,6 +158,12 @@ async def sweep_orphans(runtime: ObjectRuntime) -> list[str]:
         await towns.get(town_id).destroy()
         await runtime.namespace(TownContainerDO).get(town_id).destroy()
         removed.append(town_id)
+    # A container object whose town is gone (or never got published) is an orphan too.
+    containers = runtime.namespace(TownContainerDO)
+    for town_id in containers.ids_on_disk():
+        if not towns.exists(town_id):
+            log.warning("removing container state of missing town %s", town_id)
+            await containers.get(town_id).destroy()
     return removed
 
 
@@ -172,5 +178,3 @@ async def _is_published(
         return users.exists(owner_user_id) and await users.get(owner_user_id).call(GastownUserDO.get_town, town_id) is not None
     return False
 
-
-__all__ = ["Owner", "create_town", "publish_town", "delete_town", "create_rig", "delete_rig", "sweep_orphans", "Conflict"]
