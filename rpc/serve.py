@@ -8,10 +8,9 @@ import sys
 import uvicorn
 
 from rpc.app import create_app
-from rpc.auth import mint_token
+from rpc.auth import OrgMembership, mint_token
 from rpc.settings import load_settings
-
-DEV_USER_ID = "dev-user"
+from rpc.startup import DEV_ORG_ID, DEV_USER_ID
 
 
 def main() -> None:
@@ -24,7 +23,8 @@ def main() -> None:
     url = f"http://{settings.host}:{settings.port}"
     print(f"gastown-fork listening on {url} (data in {settings.data_dir})", flush=True)
     if settings.dev_mode:
-        token = mint_token(settings.secret, DEV_USER_ID, org_memberships=_dev_orgs())
+        # The dev user owns the demo org too, so both demo towns are reachable with one token.
+        token = mint_token(settings.secret, DEV_USER_ID, org_memberships=[OrgMembership(orgId=DEV_ORG_ID, role="owner")])
         print("dev mode: NEXTAUTH_SECRET is unset; using the secret in data/dev-secret", flush=True)
         print(f"export TOKEN={token}", flush=True)
         print(f"try: curl -H \"Authorization: Bearer $TOKEN\" '{url}/trpc/gastown.listTowns'", flush=True)
@@ -39,13 +39,6 @@ def main() -> None:
         ws="websockets-sansio",
         timeout_graceful_shutdown=10,
     )
-
-
-def _dev_orgs() -> list:  # the demo org the dev user owns
-    from rpc.auth import OrgMembership
-    from rpc.startup import DEV_ORG_ID
-
-    return [OrgMembership(orgId=DEV_ORG_ID, role="owner")]
 
 
 if __name__ == "__main__":

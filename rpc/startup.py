@@ -27,3 +27,12 @@ async def on_startup(services: Services) -> None:
         )
         (settings.data_dir / DEMO_MARKER).write_text("\n".join(towns) + "\n")
         log.info("seeded demo towns %s", ", ".join(towns))
+    if settings.dev_mode and (settings.data_dir / DEMO_MARKER).exists():
+        personal = (settings.data_dir / DEMO_MARKER).read_text().split()[0]
+        base = f"http://{settings.host}:{settings.port}"
+        print(f"demo town: {personal}", flush=True)
+        print(
+            "fork it: curl -H \"Authorization: Bearer $TOKEN\" -H 'content-type: application/json' "
+            f"-d '{{\"sourceTownId\":\"{personal}\",\"newTownName\":\"My fork\"}}' {base}/trpc/gastown.forkTown",
+            flush=True,
+        )
