@@ -15,6 +15,7 @@ import logging
 import os
 import re
 import threading
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -23,6 +24,7 @@ from typing import Any, ClassVar, Concatenate, Generic, ParamSpec, TypeVar
 import apsw
 
 from dos.migrations import Migration, apply_migrations
+from town.errors import NotFound
 
 log = logging.getLogger("gastown.dos")
 
@@ -81,7 +83,8 @@ class _Instance(Generic[T]):
         self.obj = obj
         self.queue = asyncio.Lock()
         self.thread_lock = threading.Lock()
-        self.closed = False
+        self.closed = False  # connection closed: evicted (reopens on next use) or destroyed
+        self.destroyed = False
 
 
 class Namespace(Generic[T]):
@@ -115,6 +118,7 @@ class Namespace(Generic[T]):
     async def _instance(self, object_id: str) -> _Instance[T]:
         inst = self._instances.get(object_id)
         if inst is not None:
+            self._runtime.touch(self, object_id)
             return inst
         opening = self._opening.setdefault(object_id, asyncio.Lock())
         async with opening:
@@ -124,7 +128,21 @@ class Namespace(Generic[T]):
                 inst = _Instance(obj)
                 self._instances[object_id] = inst
         self._opening.pop(object_id, None)
+        self._runtime.touch(self, object_id)
+        await self._runtime.evict_idle()
         return inst
+
+    async def evict(self, object_id: str) -> bool:
+        """Close an idle instance's database (it reopens on next use); False if busy."""
+        inst = self._instances.get(object_id)
+        if inst is None:
+            return True
+        if inst.queue.locked():
+            return False
+        async with inst.queue:
+            await self._runtime.run_in_pool(self._close_instance, inst)
+            self._instances.pop(object_id, None)
+        return True
 
     def _open(self, object_id: str) -> T:
         conn = open_database(self.path_for(object_id))
@@ -140,8 +158,10 @@ class Namespace(Generic[T]):
     ) -> R:
         inst = await self._instance(object_id)
         async with inst.queue:
-            if inst.closed:
-                # destroyed or closed while we waited: reopen (destroy() recreates on next use)
+            if inst.destroyed:
+                # Deleted while this call waited: do not resurrect an empty database.
+                raise NotFound(f"{self.cls.__name__} {object_id} no longer exists")
+            if inst.closed:  # evicted while this call waited: reopen
                 return await self.call(object_id, fn, *args, **kwargs)
 
             def work() -> R:
@@ -163,8 +183,10 @@ class Namespace(Generic[T]):
         inst = await self._instance(object_id) if self.exists(object_id) else None
         if inst is not None:
             async with inst.queue:
+                inst.destroyed = True
                 await self._runtime.run_in_pool(self._close_instance, inst)
                 self._instances.pop(object_id, None)
+                self._runtime.forget(self, object_id)
         self.remove_files(object_id)
 
     def remove_files(self, object_id: str) -> None:
@@ -187,6 +209,7 @@ class Namespace(Generic[T]):
             async with inst.queue:
                 await self._runtime.run_in_pool(self._close_instance, inst)
             self._instances.pop(object_id, None)
+            self._runtime.forget(self, object_id)
 
 
 class Stub(Generic[T]):
@@ -209,10 +232,33 @@ class Stub(Generic[T]):
 
 
 class ObjectRuntime:
-    def __init__(self, data_dir: Path, *, max_workers: int = 8) -> None:
+    def __init__(self, data_dir: Path, *, max_workers: int = 8, max_open: int = 256) -> None:
         self.data_dir = data_dir
         self._pool = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="do")
         self._namespaces: dict[type[Any], Namespace[Any]] = {}
+        # Open databases, least recently used first: idle ones beyond `max_open` are closed
+        # so thousands of towns do not exhaust file descriptors.
+        self.max_open = max_open
+        self._recent: OrderedDict[tuple[Namespace[Any], str], None] = OrderedDict()
+
+    def touch(self, ns: Namespace[Any], object_id: str) -> None:
+        self._recent[(ns, object_id)] = None
+        self._recent.move_to_end((ns, object_id))
+
+    def forget(self, ns: Namespace[Any], object_id: str) -> None:
+        self._recent.pop((ns, object_id), None)
+
+    def open_count(self) -> int:
+        return len(self._recent)
+
+    async def evict_idle(self) -> None:
+        if len(self._recent) <= self.max_open:
+            return
+        for ns, object_id in list(self._recent):
+            if len(self._recent) <= self.max_open:
+                break
+            if await ns.evict(object_id):
+                self.forget(ns, object_id)
 
     def namespace(self, cls: type[T]) -> Namespace[T]:
         ns = self._namespaces.get(cls)

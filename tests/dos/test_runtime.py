@@ -144,3 +144,41 @@ def test_a_cancelled_caller_does_not_let_the_next_call_overlap(tmp_path: Path) -
         return Sleeper.max_active["cancel"]
 
     assert run(scenario()) == 1
+
+
+def test_idle_databases_beyond_the_limit_are_closed_and_reopen_on_use(tmp_path: Path) -> None:
+    async def scenario() -> tuple[int, list[object]]:
+        runtime = ObjectRuntime(tmp_path, max_open=3)
+        ns = runtime.namespace(Sleeper)
+        for i in range(10):
+            await ns.get(f"o{i}").call(Sleeper.write, i)
+        open_now = runtime.open_count()
+        states = [await ns.get(f"o{i}").call(Sleeper.state) for i in range(10)]
+        await runtime.close()
+        return open_now, [s[1] for s in states]
+
+    open_now, lasts = run(scenario())
+    assert open_now <= 3
+    assert lasts == list(range(10))
+
+
+def test_a_call_queued_behind_destroy_does_not_resurrect_the_object(tmp_path: Path) -> None:
+    from town.errors import NotFound
+
+    async def scenario() -> tuple[bool, bool]:
+        runtime = ObjectRuntime(tmp_path)
+        stub = runtime.namespace(Sleeper).get("doomed")
+        await stub.call(Sleeper.write, 1)
+        slow = asyncio.ensure_future(stub.call(Sleeper.nap, 0.1))
+        await asyncio.sleep(0.01)
+        destroy = asyncio.ensure_future(stub.destroy())
+        await asyncio.sleep(0.01)
+        late = asyncio.ensure_future(stub.call(Sleeper.write, 2))
+        await asyncio.gather(slow, destroy)
+        with pytest.raises(NotFound):
+            await late
+        exists = stub.exists()
+        await runtime.close()
+        return exists, (tmp_path / "Sleeper" / "doomed.sqlite3").exists()
+
+    assert run(scenario()) == (False, False)
