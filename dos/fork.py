@@ -94,6 +94,10 @@ class ForkService:
 
     async def fork(self, plan: ForkPlan) -> msgspec.Raw | ForkResult:
         if plan.dry_run:
+            # A dry run records nothing, but a key already spent on a real fork is still that
+            # fork's: reusing it with this (different) input is CONFLICT like any other reuse.
+            if plan.idempotency_key is not None:
+                await self._check_same_input(plan)
             return await self._dry_run(plan)
         if plan.idempotency_key is None:
             return msgspec.Raw(await self._fork_once(plan, new_id()))
@@ -187,7 +191,10 @@ class ForkService:
     async def _dry_run(self, plan: ForkPlan) -> ForkResult:
         source = await self._source_path(plan)
         report: ImportReport = await self.runtime.run_in_pool(copy_fork, None, source, self._options(plan), {})
-        return _result(plan, None, [], report, _warnings(plan, report, missing=[]), now_iso(), mapping={})
+        # The provider is not asked (that would mint tokens): rigs it cannot serve at all are
+        # certain to lack credentials; they are named by their source ids (no new ids exist).
+        missing = [r.id for r in report.source_rigs if not self.git_tokens.can_serve(r.git_url)]
+        return _result(plan, None, [], report, _warnings(plan, report, missing), now_iso(), mapping={})
 
     async def _fork_once(self, plan: ForkPlan, town_id: str) -> bytes:
         towns = self.runtime.namespace(TownDO)
@@ -200,8 +207,9 @@ class ForkService:
             await new_town.call(TownDO.initialize, ownership=lifecycle.ownership_fields(plan.target, token))
             self.fault("initialized")
             mapping: dict[str, str] = {}
+            # Part 0 is the header (config, rigs); "import_part" fires once rows are half-written.
             report = await new_town.call(
-                TownDO.import_fork_from, source, self._options(plan), mapping, lambda _: self.fault("import_part")
+                TownDO.import_fork_from, source, self._options(plan), mapping, lambda i: self.fault("import_part") if i >= 1 else None
             )
             self.fault("imported")
             town_rigs = await new_town.call(TownDO.list_rigs)
@@ -216,12 +224,14 @@ class ForkService:
             await new_town.call(TownDO.set_forked_from, lineage)
             self.fault("lineage")
             town_row = _town_row(plan, town_id, forked_at, lineage)
+            # The rig is bound to the integration the provider used for the new owner, if any.
             rig_rows = [
                 owners.Rig(
                     id=r.id, town_id=town_id, name=r.name, git_url=r.git_url, default_branch=r.default_branch,
-                    platform_integration_id=None, created_at=forked_at, updated_at=forked_at,
+                    platform_integration_id=None if c is None or c.installationId is None else str(c.installationId),
+                    created_at=forked_at, updated_at=forked_at,
                 )
-                for r in town_rigs
+                for r, c in zip(town_rigs, creds)
             ]
             missing = [r.id for r, c in zip(town_rigs, creds) if c is None]
             result = _result(plan, town_row, rig_rows, report, _warnings(plan, report, missing), forked_at, mapping)

@@ -33,6 +33,10 @@ class GitTokenProvider:
         self.url = url
         self.timeout = timeout
 
+    def can_serve(self, git_url: str) -> bool:
+        """Whether a token could be asked for at all (a provider is set and the rig is on GitHub)."""
+        return self.url is not None and github_repo(git_url) is not None
+
     async def token_for(self, git_url: str, *, user_id: str, org_id: str | None) -> GitCredentials | None:
         repo = github_repo(git_url)
         if self.url is None or repo is None:

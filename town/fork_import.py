@@ -24,6 +24,7 @@ from town.fork_payload import (
     EscalationRows,
     EventRows,
     ExportPart,
+    ExportRig,
     ForkConfig,
     ForkExportHeader,
     ForkExportSummary,
@@ -51,6 +52,7 @@ class ImportReport(msgspec.Struct, kw_only=True):
     parents_detached: int
     rig_refs_unmapped: int  # bead rig_id columns and metadata rig ids with no rig to map to
     rig_id_mapping: dict[str, str]
+    source_rigs: list[ExportRig]
     env_var_keys: list[str]
     env_vars_copied: bool
     secrets_not_copied: list[str]
@@ -177,6 +179,7 @@ def import_fork(
         parents_detached=summary.parents_detached,
         rig_refs_unmapped=remap.unmapped,
         rig_id_mapping=dict(rig_id_mapping),
+        source_rigs=header.rigs,
         env_var_keys=header.env_var_keys,
         env_vars_copied=bool(header.config.env_vars),
         secrets_not_copied=header.secrets_not_copied,
