@@ -208,9 +208,8 @@ class ForkService:
             self.fault("initialized")
             mapping: dict[str, str] = {}
             # Part 0 is the header (config, rigs); "import_part" fires once rows are half-written.
-            report = await new_town.call(
-                TownDO.import_fork_from, source, self._options(plan), mapping, lambda i: self.fault("import_part") if i >= 1 else None
-            )
+            after_part = lambda index: self.fault("import_part") if index >= 1 else None
+            report = await new_town.call(TownDO.import_fork_from, source, self._options(plan), mapping, after_part)
             self.fault("imported")
             town_rigs = await new_town.call(TownDO.list_rigs)
             creds = await asyncio.gather(

@@ -21,7 +21,8 @@ TownT = TypeVar("TownT", owners.Town, owners.OrgTown)
 
 
 def _published_key(caller_id: str, key: str) -> str:
-    return f"fork:published:{caller_id}:{key}"
+    # JSON keeps the pair unambiguous whatever characters ids and keys contain.
+    return "fork:published:" + msgspec.json.encode([caller_id, key]).decode()
 
 
 def _idem_key(key: str) -> str:

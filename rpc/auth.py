@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+import uuid
 from typing import Literal
 
 import jwt
@@ -87,5 +88,8 @@ def mint_token(
         "orgMemberships": [msgspec.to_builtins(m) for m in org_memberships],
         "iat": now,
         "exp": now + ttl_seconds,
+        # Unique per token: two tokens minted in the same second must still differ (a fork's
+        # kilocode_token is its own, revocable apart from the source's).
+        "jti": str(uuid.uuid4()),
     }
     return jwt.encode(payload, secret, algorithm="HS256")
