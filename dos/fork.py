@@ -113,7 +113,10 @@ class ForkService:
             result = await self._fork_idempotent(plan)
             future.set_result(result)
             return result
-        except BaseException as exc:
+        except asyncio.CancelledError:
+            future.cancel()
+            raise
+        except Exception as exc:
             future.set_exception(exc)
             future.exception()  # mark retrieved: waiters (if any) re-raise it themselves
             raise
