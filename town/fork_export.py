@@ -62,7 +62,9 @@ FROM bead_events WHERE bead_id IN (SELECT bead_id FROM copied)"""
 
 _DEPS_SQL = f"""WITH {_COPIED}
 SELECT bead_id, depends_on_bead_id, dependency_type FROM bead_dependencies
-WHERE bead_id IN (SELECT bead_id FROM copied) AND depends_on_bead_id IN (SELECT bead_id FROM copied)"""
+WHERE bead_id IN (SELECT bead_id FROM copied) AND +depends_on_bead_id IN (SELECT bead_id FROM copied)"""
+# The unary `+` keeps SQLite from probing idx_bead_deps_pk once per pair of copied beads
+# (quadratic: a 100k-bead town never finished); it scans edges by bead_id instead.
 
 _REVIEW_SQL = f"""WITH {_COPIED}
 SELECT bead_id, branch, target_branch, merge_commit, pr_url, retry_count FROM review_metadata
