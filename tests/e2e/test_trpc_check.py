@@ -19,7 +19,13 @@ from tests.server import RunningServer
 from tests.trpc import mutate
 
 ROOT = Path(__file__).resolve().parents[2]
-CHECKER = ROOT.parent / "shared" / "tools" / "trpc-check" / "client.mjs"
+# The checker lives in ../shared beside the project (DEVELOPERS.md); TRPC_CHECK_DIR overrides.
+_CANDIDATES = [
+    Path(os.environ["TRPC_CHECK_DIR"]) if os.environ.get("TRPC_CHECK_DIR") else None,
+    ROOT.parent / "shared" / "tools" / "trpc-check",
+    Path("/work/shared/tools/trpc-check"),
+]
+CHECKER = next((c / "client.mjs" for c in _CANDIDATES if c is not None and (c / "client.mjs").exists()), ROOT.parent / "shared" / "tools" / "trpc-check" / "client.mjs")
 NODE_MODULES = ROOT / "tests" / "node" / "node_modules"
 
 
