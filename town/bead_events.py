@@ -152,8 +152,10 @@ def list_bead_events(
     bead_id: str | None = None,
     since: str | None = None,
     limit: int = 100,
+    oldest_first: bool = False,
 ) -> list[BeadEvent]:
-    """Events newest first; `rig_id` keeps events of that rig's beads, `since` is exclusive."""
+    """Events newest first (or oldest first, for feeds that page forward from `since`);
+    `rig_id` keeps events of that rig's beads, `since` is exclusive."""
     if limit < 1:
         raise BadRequest(f"limit must be >= 1, got {limit}")
     where: list[str] = []
@@ -168,9 +170,10 @@ def list_bead_events(
         where.append("created_at > ?")
         params.append(since)
     clause = f"WHERE {' AND '.join(where)}" if where else ""
+    order = "ASC" if oldest_first else "DESC"
     rows = conn.execute(
         f"SELECT {EVENT_COLUMNS} FROM bead_events {clause} "
-        "ORDER BY created_at DESC, bead_event_id DESC LIMIT ?",
+        f"ORDER BY created_at {order}, bead_event_id {order} LIMIT ?",
         (*params, limit),
     ).fetchall()
     return [row_to_event(r) for r in rows]

@@ -32,6 +32,7 @@ from town.convoys import ConvoyDetail
 
 G = "gastown."
 HELD_LABEL = "gt:held"
+WATCH_PAGE = 500
 
 
 class Deleted(msgspec.Struct):
@@ -116,28 +117,39 @@ async def get_convoy(ctx: CallContext, p: GetConvoyInput) -> ConvoyDetail | None
 
 
 async def watch_town_events(ctx: CallContext, p: WatchTownEventsInput) -> AsyncIterator[BeadEvent]:
-    """Bead events as they happen (oldest first): those after `since`, else the latest 10, then new ones.
+    """Bead events as they happen, oldest first: those after `since` (else the latest 10), then
+    new ones as the town is polled every `pollMs`.
 
-    Polls the town; the cursor is inclusive of its millisecond and remembers the ids already
-    sent there, so events written in the same millisecond as the last one are not lost.
+    The cursor is inclusive of its millisecond and remembers the ids already sent there, so
+    events written in the same millisecond as the last one sent are not lost; pages go
+    forward from the cursor, so a burst larger than a page is sent whole, page by page.
     """
     town = town_stub(ctx)
     cursor: str | None = p.since
     seen_at_cursor: set[str] = set()
-    first = True
-    while True:
-        since = _one_ms_before(cursor) if cursor else None
-        batch = await town.call(TownDO.list_bead_events, since=since, limit=10 if first and cursor is None else 500)
-        first = False
-        for event in reversed(batch):
-            if cursor is not None and (event.created_at < cursor or (event.created_at == cursor and event.bead_event_id in seen_at_cursor)):
-                continue
-            if event.created_at != cursor:
-                cursor, seen_at_cursor = event.created_at, set()
-            seen_at_cursor.add(event.bead_event_id)
+    if cursor is None:
+        latest = await town.call(TownDO.list_bead_events, limit=10)
+        for event in reversed(latest):
+            cursor, seen_at_cursor = _advance(cursor, seen_at_cursor, event)
             yield event
-        if len(batch) < 500:
+    past_cursor_ms = False  # set when one millisecond alone fills a page: step over it
+    while True:
+        since = cursor if past_cursor_ms else (_one_ms_before(cursor) if cursor else None)
+        page = await town.call(TownDO.list_bead_events, since=since, limit=WATCH_PAGE, oldest_first=True)
+        fresh = [e for e in page if not (e.created_at == cursor and e.bead_event_id in seen_at_cursor)]
+        for event in fresh:
+            cursor, seen_at_cursor = _advance(cursor, seen_at_cursor, event)
+            yield event
+        past_cursor_ms = len(page) == WATCH_PAGE and not fresh
+        if len(page) < WATCH_PAGE:
             await asyncio.sleep(p.pollMs / 1000)
+
+
+def _advance(cursor: str | None, seen: set[str], event: BeadEvent) -> tuple[str, set[str]]:
+    if event.created_at != cursor:
+        return event.created_at, {event.bead_event_id}
+    seen.add(event.bead_event_id)
+    return cursor, seen
 
 
 def _one_ms_before(stamp: str) -> str:
