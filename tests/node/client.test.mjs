@@ -1,51 +1,13 @@
 // The real @trpc/client (v11, no transformer) against the running server: httpLink,
 // httpBatchLink, httpBatchStreamLink and wsLink, as the front end uses them.
-// Run by tests/e2e/test_node_client.py with GASTOWN_URL and GASTOWN_TOKEN set.
+// Run by tests/e2e/test_node_clients.py with GASTOWN_URL and GASTOWN_TOKEN set.
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import {
-  createTRPCUntypedClient,
-  createWSClient,
-  httpBatchLink,
-  httpBatchStreamLink,
-  httpLink,
-  splitLink,
-  wsLink,
-  TRPCClientError,
-} from '@trpc/client';
-import { WebSocket } from 'ws';
+import { TRPCClientError } from '@trpc/client';
+import { frontEnd as client, rejection, streaming, webSocketClient } from './clients.mjs';
 
-const URL_BASE = process.env.GASTOWN_URL;
-const TOKEN = process.env.GASTOWN_TOKEN;
-const headers = () => ({ Authorization: `Bearer ${TOKEN}` });
-
-// The front end's client: splitLink of httpLink (skipBatch) and httpBatchLink.
-const client = createTRPCUntypedClient({
-  links: [
-    splitLink({
-      condition: (op) => op.context.skipBatch === true,
-      true: httpLink({ url: `${URL_BASE}/trpc`, headers }),
-      false: httpBatchLink({ url: `${URL_BASE}/trpc`, headers }),
-    }),
-  ],
-});
-const streaming = createTRPCUntypedClient({ links: [httpBatchStreamLink({ url: `${URL_BASE}/trpc`, headers })] });
-const wsClient = createWSClient({
-  url: URL_BASE.replace(/^http/, 'ws') + '/trpc',
-  WebSocket,
-  connectionParams: { token: TOKEN },
-});
-const ws = createTRPCUntypedClient({ links: [wsLink({ client: wsClient })] });
+const { wsClient, ws } = webSocketClient();
 after(() => wsClient.close());
-
-const rejection = async (promise) => {
-  try {
-    await promise;
-  } catch (e) {
-    return e;
-  }
-  assert.fail('expected the call to reject');
-};
 
 let townId;
 let rigId;

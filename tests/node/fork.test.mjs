@@ -1,34 +1,13 @@
 // gastown.forkTown through the real @trpc/client (v11, no transformer): httpLink, the front
-// end's httpBatchLink, and wsLink. Run by tests/e2e/test_node_fork.py with GASTOWN_URL and
+// end's httpBatchLink, and wsLink. Run by tests/e2e/test_node_clients.py with GASTOWN_URL and
 // GASTOWN_TOKEN set.
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { createTRPCUntypedClient, createWSClient, httpBatchLink, httpLink, wsLink } from '@trpc/client';
-import { WebSocket } from 'ws';
+import { batch, http, rejection, webSocketClient } from './clients.mjs';
 
-const URL_BASE = process.env.GASTOWN_URL;
-const TOKEN = process.env.GASTOWN_TOKEN;
-const headers = () => ({ Authorization: `Bearer ${TOKEN}` });
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
-
-const http = createTRPCUntypedClient({ links: [httpLink({ url: `${URL_BASE}/trpc`, headers })] });
-const batch = createTRPCUntypedClient({ links: [httpBatchLink({ url: `${URL_BASE}/trpc`, headers })] });
-const wsClient = createWSClient({
-  url: URL_BASE.replace(/^http/, 'ws') + '/trpc',
-  WebSocket,
-  connectionParams: { token: TOKEN },
-});
-const ws = createTRPCUntypedClient({ links: [wsLink({ client: wsClient })] });
+const { wsClient, ws } = webSocketClient();
 after(() => wsClient.close());
-
-const rejection = async (promise) => {
-  try {
-    await promise;
-  } catch (e) {
-    return e;
-  }
-  assert.fail('expected the call to reject');
-};
 
 let sourceId;
 let sourceRigId;

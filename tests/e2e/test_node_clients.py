@@ -1,4 +1,4 @@
-"""Runs tests/node/client.test.mjs: the real @trpc/client against the real server."""
+"""Runs the Node tests (tests/node/*.test.mjs): the real @trpc/client against the real server."""
 
 from __future__ import annotations
 
@@ -6,16 +6,19 @@ import os
 import subprocess
 from pathlib import Path
 
+import pytest
+
 from tests.server import RunningServer
 
 NODE_DIR = Path(__file__).resolve().parent.parent / "node"
 
 
-def test_real_trpc_client(server: RunningServer) -> None:
+@pytest.mark.parametrize("script", ["client.test.mjs", "fork.test.mjs"])
+def test_real_trpc_client(server: RunningServer, script: str) -> None:
     assert (NODE_DIR / "node_modules" / "@trpc" / "client").exists(), "run `npm ci --prefix tests/node` (scripts/test does)"
-    env = dict(os.environ, GASTOWN_URL=server.base_url, GASTOWN_TOKEN=server.token("node-user"))
+    env = dict(os.environ, GASTOWN_URL=server.base_url, GASTOWN_TOKEN=server.token(f"node-{script}"))
     result = subprocess.run(
-        ["node", "--test", "--test-reporter=spec", "client.test.mjs"],
+        ["node", "--test", "--test-reporter=spec", script],
         cwd=NODE_DIR,
         env=env,
         capture_output=True,
