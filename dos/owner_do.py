@@ -16,7 +16,6 @@ from town import owners
 from town.clock import now_iso
 from town.schema import ORG_MIGRATIONS, USER_MIGRATIONS
 
-
 TownT = TypeVar("TownT", owners.Town, owners.OrgTown)
 
 

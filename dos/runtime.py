@@ -165,9 +165,8 @@ class Namespace(Generic[T]):
                 return await self.call(object_id, fn, *args, **kwargs)
 
             def work() -> R:
-                with inst.thread_lock:
-                    with inst.obj.conn:
-                        return fn(inst.obj, *args, **kwargs)
+                with inst.thread_lock, inst.obj.conn:
+                    return fn(inst.obj, *args, **kwargs)
 
             future = self._runtime.submit(work)
             try:

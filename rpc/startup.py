@@ -5,9 +5,9 @@ from __future__ import annotations
 import logging
 
 from dos import lifecycle
+from dos.demo import DEMO_MARKER, seed_demo
 from rpc.auth import mint_token
 from rpc.services import Services
-from dos.demo import DEMO_MARKER, seed_demo
 
 log = logging.getLogger("gastown.startup")
 

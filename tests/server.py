@@ -100,7 +100,7 @@ def start_server(data_dir: Path, *, extra_env: dict[str, str] | None = None, por
     )
     env.update(extra_env or {})
     log_path = data_dir.parent / f"server-{port}.log"
-    log_file = open(log_path, "ab")
+    log_file = open(log_path, "ab")  # noqa: SIM115 - the child process keeps writing to it
     process = subprocess.Popen(
         [sys.executable, "-m", "rpc.serve"], cwd=ROOT, env=env, stdout=log_file, stderr=subprocess.STDOUT
     )

@@ -161,13 +161,13 @@ TOWN_INDEXES = (
     "CREATE INDEX IF NOT EXISTS idx_bead_events_bead ON bead_events(bead_id)",
     "CREATE INDEX IF NOT EXISTS idx_bead_events_created ON bead_events(created_at)",
     "CREATE INDEX IF NOT EXISTS idx_bead_events_type ON bead_events(event_type)",
-    "CREATE UNIQUE INDEX IF NOT EXISTS idx_bead_deps_pk"
-    " ON bead_dependencies(bead_id, depends_on_bead_id)",
+    ("CREATE UNIQUE INDEX IF NOT EXISTS idx_bead_deps_pk"
+    " ON bead_dependencies(bead_id, depends_on_bead_id)"),
     "CREATE INDEX IF NOT EXISTS idx_bead_deps_depends_on ON bead_dependencies(depends_on_bead_id)",
-    "CREATE INDEX IF NOT EXISTS idx_agent_nudges_pending ON agent_nudges(agent_bead_id)"
-    " WHERE delivered_at IS NULL",
-    "CREATE INDEX IF NOT EXISTS idx_town_events_pending ON town_events(created_at)"
-    " WHERE processed_at IS NULL",
+    ("CREATE INDEX IF NOT EXISTS idx_agent_nudges_pending ON agent_nudges(agent_bead_id)"
+    " WHERE delivered_at IS NULL"),
+    ("CREATE INDEX IF NOT EXISTS idx_town_events_pending ON town_events(created_at)"
+    " WHERE processed_at IS NULL"),
     "CREATE INDEX IF NOT EXISTS idx_town_events_type ON town_events(event_type)",
     "CREATE UNIQUE INDEX IF NOT EXISTS idx_rigs_name ON rigs(name)",
     # Not in the spec: listBeads pages newest-first, town-wide or per rig; without these a

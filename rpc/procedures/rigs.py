@@ -9,7 +9,14 @@ from dos.owner_do import GastownUserDO
 from dos.town_do import TownDO
 from rpc.access import TownRule
 from rpc.errors import RpcError
-from rpc.inputs import CreateOrgRigInput, CreateRigInput, OrgTownInput, RigInput, TownIdInput, UpdateRigConfigInput
+from rpc.inputs import (
+    CreateOrgRigInput,
+    CreateRigInput,
+    OrgTownInput,
+    RigInput,
+    TownIdInput,
+    UpdateRigConfigInput,
+)
 from rpc.procedures.common import minter, owner_stub, target, town_stub
 from rpc.router import CallContext, Procedure
 from town.owners import Rig

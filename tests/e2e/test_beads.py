@@ -60,7 +60,7 @@ def test_update_needs_a_field_and_the_bead_must_be_in_the_rig(town, server: Runn
 
 def test_delete_cascades_to_children_edges_and_events(town) -> None:  # type: ignore[no-untyped-def]
     client, _, rig, path = town
-    make = lambda title: mutate(client, "createBead", {"rigId": rig, "title": title})["bead_id"]  # noqa: E731
+    make = lambda title: mutate(client, "createBead", {"rigId": rig, "title": title})["bead_id"]
     parent, child, grandchild, blocker, keeper = (make(t) for t in ("parent", "child", "grandchild", "blocker", "keeper"))
     mutate(client, "updateBead", {"rigId": rig, "beadId": child, "parent_bead_id": parent})
     mutate(client, "updateBead", {"rigId": rig, "beadId": grandchild, "parent_bead_id": child})

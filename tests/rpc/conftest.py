@@ -4,7 +4,6 @@ router, so the tRPC adapters are exercised over real sockets without any town lo
 from __future__ import annotations
 
 import asyncio
-import threading
 import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
@@ -14,13 +13,12 @@ from typing import Any, Literal
 import httpx
 import msgspec
 import pytest
-import uvicorn
 
-from rpc.app import create_app
 from rpc.auth import mint_token
 from rpc.errors import RpcError
 from rpc.router import CallContext, Procedure, Router
 from rpc.settings import Settings
+from tests.inprocess import app_settings, serving
 
 SECRET = "trpc-adapter-test-secret-0123456789abcdef"
 MAX_BODY_BYTES = 64 * 1024
@@ -187,34 +185,9 @@ class AppServer:
 @pytest.fixture(scope="session")
 def app_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AppServer]:
     data_dir: Path = tmp_path_factory.mktemp("trpc-data")
-    settings = Settings(
-        host="127.0.0.1",
-        port=0,
-        data_dir=data_dir,
-        secret=SECRET,
-        dev_mode=False,
-        demo=False,
-        git_token_service_url=None,
-        max_body_bytes=MAX_BODY_BYTES,
-        cors_origins=(),
-        log_level="warning",
-    )
-    app = create_app(settings, router=build_test_router())
-    config = uvicorn.Config(
-        app, host="127.0.0.1", port=0, log_level="warning", ws="websockets-sansio", access_log=False
-    )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, name="trpc-test-server", daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            raise RuntimeError("test server did not start")
-        time.sleep(0.01)
-    port = server.servers[0].sockets[0].getsockname()[1]
-    yield AppServer(port=port, settings=settings)
-    server.should_exit = True
-    thread.join(timeout=20)
+    settings = app_settings(data_dir, secret=SECRET, max_body_bytes=MAX_BODY_BYTES)
+    with serving(settings, build_test_router()) as port:
+        yield AppServer(port=port, settings=settings)
 
 
 def wait_for(predicate: Any, timeout: float = 3.0) -> bool:

@@ -7,8 +7,6 @@ internal errors).
 from __future__ import annotations
 
 import asyncio
-import socket
-import threading
 import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
@@ -18,13 +16,12 @@ from typing import Any
 import httpx
 import msgspec
 import pytest
-import uvicorn
 
-from rpc.app import create_app
 from rpc.auth import mint_token
 from rpc.errors import RpcError
 from rpc.router import CallContext, Procedure, Router
 from rpc.settings import Settings
+from tests.inprocess import app_settings, serving
 
 SECRET = "jsonrpc-test-secret-0123456789abcdef"
 APP_ORIGIN = "https://app.example"
@@ -112,17 +109,8 @@ def build_test_router(recorder: Recorder) -> Router:
 
 
 def make_settings(data_dir: Path, *, dev_mode: bool) -> Settings:
-    return Settings(
-        host="127.0.0.1",
-        port=0,
-        data_dir=data_dir,
-        secret=SECRET,
-        dev_mode=dev_mode,
-        demo=False,
-        git_token_service_url=None,
-        max_body_bytes=MAX_BODY_BYTES,
-        cors_origins=(APP_ORIGIN,),
-        log_level="info",
+    return app_settings(
+        data_dir, secret=SECRET, max_body_bytes=MAX_BODY_BYTES, dev_mode=dev_mode, cors_origins=(APP_ORIGIN,), log_level="info"
     )
 
 
@@ -139,49 +127,11 @@ class LiveApp:
         return httpx.Client(base_url=self.base_url, headers=headers, timeout=10)
 
 
-@dataclass
-class _Running:
-    server: uvicorn.Server
-    thread: threading.Thread
-    port: int
-
-
-def _start(settings: Settings, router: Router) -> _Running:
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
-    port = int(sock.getsockname()[1])
-    config = uvicorn.Config(
-        create_app(settings, router=router),
-        log_config=None,  # leave logging alone: caplog must see the app's records
-        access_log=False,
-        lifespan="on",
-    )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            server.should_exit = True
-            raise RuntimeError("test server did not start")
-        time.sleep(0.01)
-    return _Running(server=server, thread=thread, port=port)
-
-
-def _stop(running: _Running) -> None:
-    running.server.should_exit = True
-    running.thread.join(timeout=20)
-
-
 def _live(tmp_path_factory: pytest.TempPathFactory, *, dev_mode: bool) -> Iterator[LiveApp]:
     recorder = Recorder()
     data_dir = tmp_path_factory.mktemp("jsonrpc-data")
-    running = _start(make_settings(data_dir, dev_mode=dev_mode), build_test_router(recorder))
-    try:
-        yield LiveApp(base_url=f"http://127.0.0.1:{running.port}", recorder=recorder)
-    finally:
-        _stop(running)
+    with serving(make_settings(data_dir, dev_mode=dev_mode), build_test_router(recorder)) as port:
+        yield LiveApp(base_url=f"http://127.0.0.1:{port}", recorder=recorder)
 
 
 @pytest.fixture(scope="session")
