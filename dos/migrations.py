@@ -16,7 +16,9 @@ Migration = str | Callable[[apsw.Connection], None]
 
 def apply_migrations(conn: apsw.Connection, migrations: Sequence[Migration]) -> int:
     """Bring `conn` up to `len(migrations)`; returns the resulting version."""
-    current = int(conn.execute("PRAGMA user_version").fetchone()[0])
+    row = conn.execute("PRAGMA user_version").fetchone()
+    assert row is not None  # the pragma always answers one row
+    current = int(row[0])
     if current > len(migrations):
         raise RuntimeError(
             f"database schema version {current} is newer than this code knows ({len(migrations)})"

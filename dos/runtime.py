@@ -166,7 +166,8 @@ class Namespace(Generic[T]):
 
             def work() -> R:
                 with inst.thread_lock, inst.obj.conn:
-                    return fn(inst.obj, *args, **kwargs)
+                    result = fn(inst.obj, *args, **kwargs)
+                return result
 
             future = self._runtime.submit(work)
             try:

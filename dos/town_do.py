@@ -176,7 +176,8 @@ def copy_fork(
             parts: Iterator[ExportPart] = fork_export.export_parts(reader, options)
             if after_part is not None:
                 parts = _observed(parts, after_part)
-            return fork_import.import_fork(target, parts, rig_id_mapping=rig_id_mapping)
+            report = fork_import.import_fork(target, parts, rig_id_mapping=rig_id_mapping)
+        return report
     finally:
         reader.close()
 

@@ -153,6 +153,7 @@ def export_parts(conn: apsw.Connection, options: ExportOptions) -> Iterator[Expo
     yield from _parts(conn, _ESCALATION_SQL, ExportEscalation, EscalationRows, size)
     yield from _parts(conn, _CONVOY_SQL, ExportConvoy, ConvoyRows, size)
     counts = conn.execute(_SKIPPED_SQL).fetchone()
+    assert counts is not None  # an aggregate query always returns its one row
     skipped = SkippedCounts(**dict(zip(SkippedCounts.__struct_fields__, counts[:9], strict=True)))
     yield ForkExportSummary(skipped=skipped, parents_detached=counts[9])
 
@@ -171,4 +172,5 @@ def _parts(conn: apsw.Connection, sql: str, row_type: Any, part_type: Any, size:
 def export_for_fork(conn: apsw.Connection, options: ExportOptions) -> ForkExportPayload:
     """The whole payload at once, in one read transaction (for small towns and tests)."""
     with conn:
-        return ForkExportPayload(parts=list(export_parts(conn, options)))
+        payload = ForkExportPayload(parts=list(export_parts(conn, options)))
+    return payload
