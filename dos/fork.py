@@ -193,7 +193,7 @@ class ForkService:
 
     async def _dry_run(self, plan: ForkPlan) -> ForkResult:
         source = await self._source_path(plan)
-        report: ImportReport = await self.runtime.run_in_pool(copy_fork, None, source, self._options(plan), {})
+        report: ImportReport = await self.runtime.run_in_bulk_pool(copy_fork, None, source, self._options(plan), {})
         # The provider is not asked (that would mint tokens): rigs it cannot serve at all are
         # certain to lack credentials; they are named by their source ids (no new ids exist).
         missing = [r.id for r in report.source_rigs if not self.git_tokens.can_serve(r.git_url)]
@@ -212,7 +212,7 @@ class ForkService:
             mapping: dict[str, str] = {}
             # Part 0 is the header (config, rigs); "import_part" fires once rows are half-written.
             after_part = lambda index: self.fault("import_part") if index >= 1 else None
-            report = await new_town.call(TownDO.import_fork_from, source, self._options(plan), mapping, after_part)
+            report = await new_town.call_bulk(TownDO.import_fork_from, source, self._options(plan), mapping, after_part)
             self.fault("imported")
             town_rigs = await new_town.call(TownDO.list_rigs)
             creds = await asyncio.gather(

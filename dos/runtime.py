@@ -156,20 +156,32 @@ class Namespace(Generic[T]):
     async def call(
         self, object_id: str, fn: Callable[Concatenate[T, P], R], *args: P.args, **kwargs: P.kwargs
     ) -> R:
+        return await self._call(object_id, False, fn, *args, **kwargs)
+
+    async def call_bulk(
+        self, object_id: str, fn: Callable[Concatenate[T, P], R], *args: P.args, **kwargs: P.kwargs
+    ) -> R:
+        """Like `call`, for long work (a fork import): runs in the small bulk pool, so a few
+        big jobs never take every worker from the short calls of other objects."""
+        return await self._call(object_id, True, fn, *args, **kwargs)
+
+    async def _call(
+        self, object_id: str, bulk: bool, fn: Callable[Concatenate[T, P], R], *args: P.args, **kwargs: P.kwargs
+    ) -> R:
         inst = await self._instance(object_id)
         async with inst.queue:
             if inst.destroyed:
                 # Deleted while this call waited: do not resurrect an empty database.
                 raise NotFound(f"{self.cls.__name__} {object_id} no longer exists")
             if inst.closed:  # evicted while this call waited: reopen
-                return await self.call(object_id, fn, *args, **kwargs)
+                return await self._call(object_id, bulk, fn, *args, **kwargs)
 
             def work() -> R:
                 with inst.thread_lock, inst.obj.conn:
                     result = fn(inst.obj, *args, **kwargs)
                 return result
 
-            future = self._runtime.submit(work)
+            future = self._runtime.submit(work, bulk=bulk)
             try:
                 return await asyncio.shield(future)
             except asyncio.CancelledError:
@@ -224,6 +236,11 @@ class Stub(Generic[T]):
     ) -> R:
         return await self.namespace.call(self.id, fn, *args, **kwargs)
 
+    async def call_bulk(
+        self, fn: Callable[Concatenate[T, P], R], *args: P.args, **kwargs: P.kwargs
+    ) -> R:
+        return await self.namespace.call_bulk(self.id, fn, *args, **kwargs)
+
     def exists(self) -> bool:
         return self.namespace.exists(self.id)
 
@@ -232,9 +249,12 @@ class Stub(Generic[T]):
 
 
 class ObjectRuntime:
-    def __init__(self, data_dir: Path, *, max_workers: int = 8, max_open: int = 256) -> None:
+    def __init__(
+        self, data_dir: Path, *, max_workers: int = 8, bulk_workers: int = 2, max_open: int = 256
+    ) -> None:
         self.data_dir = data_dir
         self._pool = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="do")
+        self._bulk_pool = ThreadPoolExecutor(max_workers=bulk_workers, thread_name_prefix="do-bulk")
         self._namespaces: dict[type[Any], Namespace[Any]] = {}
         # Open databases, least recently used first: idle ones beyond `max_open` are closed
         # so thousands of towns do not exhaust file descriptors.
@@ -267,8 +287,12 @@ class ObjectRuntime:
             self._namespaces[cls] = ns
         return ns
 
-    def submit(self, fn: Callable[[], R]) -> asyncio.Future[R]:
-        return asyncio.get_running_loop().run_in_executor(self._pool, fn)
+    def submit(self, fn: Callable[[], R], *, bulk: bool = False) -> asyncio.Future[R]:
+        pool = self._bulk_pool if bulk else self._pool
+        return asyncio.get_running_loop().run_in_executor(pool, fn)
+
+    async def run_in_bulk_pool(self, fn: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> R:
+        return await self.submit(lambda: fn(*args, **kwargs), bulk=True)
 
     async def run_in_pool(self, fn: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> R:
         return await self.submit(lambda: fn(*args, **kwargs))
@@ -278,3 +302,4 @@ class ObjectRuntime:
         for ns in list(self._namespaces.values()):
             await ns.close()
         self._pool.shutdown(wait=True)
+        self._bulk_pool.shutdown(wait=True)

@@ -182,3 +182,20 @@ def test_a_call_queued_behind_destroy_does_not_resurrect_the_object(tmp_path: Pa
         return exists, (tmp_path / "Sleeper" / "doomed.sqlite3").exists()
 
     assert run(scenario()) == (False, False)
+
+
+def test_long_bulk_calls_leave_the_normal_workers_free(tmp_path: Path) -> None:
+    async def scenario() -> bool:
+        runtime = ObjectRuntime(tmp_path, max_workers=1, bulk_workers=1)
+        ns = runtime.namespace(Sleeper)
+        await asyncio.gather(ns.get("big").call(Sleeper.state), ns.get("small").call(Sleeper.state))
+        big = asyncio.ensure_future(ns.get("big").call_bulk(Sleeper.nap, 0.5))
+        await asyncio.sleep(0.05)
+        # With the only normal worker free, a short call elsewhere finishes while the bulk one runs.
+        await asyncio.wait_for(ns.get("small").call(Sleeper.write, 1), 0.4)
+        still_running = not big.done()
+        await big
+        await runtime.close()
+        return still_running
+
+    assert run(scenario())
