@@ -27,6 +27,8 @@ class GitTokenStub:
     installation_id: int = 4242
     requests: list[dict[str, Any]] = field(default_factory=list)
     issued: list[str] = field(default_factory=list)  # tokens handed out, in order
+    hanging_now: int = 0  # requests being held right now in "hang" mode
+    most_hanging: int = 0  # the most held at once: > 1 proves the server asks in parallel
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _release: threading.Event = field(default_factory=threading.Event)
     _server: ThreadingHTTPServer | None = None
@@ -51,7 +53,12 @@ class GitTokenStub:
                 with stub._lock:
                     stub.requests.append({"path": self.path, "body": body})
                 if stub.mode == "hang":
+                    with stub._lock:
+                        stub.hanging_now += 1
+                        stub.most_hanging = max(stub.most_hanging, stub.hanging_now)
                     stub._release.wait(timeout=60)
+                    with stub._lock:
+                        stub.hanging_now -= 1
                     return
                 if stub.mode == "error":
                     self._answer(500, b'{"error":"provider exploded"}')

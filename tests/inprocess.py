@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import socket
 import threading
@@ -12,9 +13,11 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import msgspec
 import uvicorn
 
 from rpc.app import create_app
+from rpc.errors import RpcError
 from rpc.router import Router
 from rpc.settings import Settings
 
@@ -63,3 +66,29 @@ def serving(settings: Settings, router: Router) -> Iterator[int]:
     finally:
         server.should_exit = True
         thread.join(timeout=20)
+
+
+class MeetInput(msgspec.Struct):
+    group: str
+    n: int
+
+
+class Rendezvous:
+    """A test procedure's body that returns only once `n` calls of one group are inside it at
+    the same time (or fails after a few seconds): concurrency shown without timing anything."""
+
+    def __init__(self, timeout: float = 5.0) -> None:
+        self.timeout = timeout
+        self._arrived: dict[str, int] = {}
+        self._all_here: dict[str, asyncio.Event] = {}
+
+    async def meet(self, ctx: object, params: MeetInput) -> str:
+        event = self._all_here.setdefault(params.group, asyncio.Event())
+        self._arrived[params.group] = self._arrived.get(params.group, 0) + 1
+        if self._arrived[params.group] >= params.n:
+            event.set()
+        try:
+            await asyncio.wait_for(event.wait(), self.timeout)
+        except TimeoutError:
+            raise RpcError("TIMEOUT", f"only {self._arrived[params.group]} of {params.n} calls met") from None
+        return "met"

@@ -6,6 +6,7 @@ import asyncio
 import threading
 import time
 from pathlib import Path
+from typing import ClassVar
 
 import apsw
 import pytest
@@ -16,8 +17,8 @@ from dos.runtime import DurableObject, ObjectRuntime
 
 class Sleeper(DurableObject):
     MIGRATIONS = (KV_DDL, "CREATE TABLE IF NOT EXISTS log (n INTEGER)")
-    active: dict[str, int] = {}
-    max_active: dict[str, int] = {}
+    active: ClassVar[dict[str, int]] = {}
+    max_active: ClassVar[dict[str, int]] = {}
     lock = threading.Lock()
 
     def nap(self, seconds: float) -> float:

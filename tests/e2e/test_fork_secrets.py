@@ -415,11 +415,11 @@ def test_hanging_provider_holds_no_lock_and_the_fork_stays_invisible_until_done(
         assert len(cred.stub.requests) == asked + 2, "the provider was not asked"
         # The fork waits on the network: the new town exists on disk, but nobody can see it,
         # and the source keeps taking writes (no transaction is held across the call).
-        started = time.monotonic()
+        # (If the source were locked, this write would wait for the hanging provider and the
+        # client's timeout would fail the test.)
         rig = cred.source.rig_ids["web"]
         mutate(cred.alice, "createBead", {"rigId": rig, "title": "written during a fork"})
         assert {t["id"] for t in query(cred.alice, "listTowns")} == before
-        assert time.monotonic() - started < 2
         in_progress = {p.stem for p in (cred.server.data_dir / "TownDO").glob("*.sqlite3")} - files_before
         assert len(in_progress) == 1
         cred.stub.mode = "ok"
@@ -434,15 +434,15 @@ def test_hanging_provider_holds_no_lock_and_the_fork_stays_invisible_until_done(
 @pytest.mark.parametrize("mode", ["error", "garbage", "hang"])
 def test_failing_provider_does_not_fail_the_fork(cred: CredWorld, mode: str) -> None:
     cred.stub.mode = mode  # type: ignore[assignment]
+    stale = cred.stub.hanging_now  # requests an earlier test left hanging (the stub holds them 60 s)
+    cred.stub.most_hanging = stale
     try:
-        started = time.monotonic()
         result, _, requests = _fork_with_stub(
             cred,
             cred.alice,
             "forkTown",
             {"sourceTownId": cred.source.town_id, "newTownName": f"{mode} creds"},
         )
-        elapsed = time.monotonic() - started
     finally:
         cred.stub.mode = "ok"
     assert len(requests) == 2
@@ -453,7 +453,7 @@ def test_failing_provider_does_not_fail_the_fork(cred: CredWorld, mode: str) -> 
     assert "github_token" not in cfg["git_auth"]
     assert result["town"]["id"] in {t["id"] for t in query(cred.alice, "listTowns")}
     if mode == "hang":
-        assert elapsed < 20, "the provider calls time out in parallel"
+        assert cred.stub.most_hanging >= stale + 2, "the two rigs' provider calls are made in parallel"
 
 
 def test_debug_log_holds_no_token_or_secret(cred: CredWorld) -> None:

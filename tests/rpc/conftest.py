@@ -18,7 +18,7 @@ from rpc.auth import mint_token
 from rpc.errors import RpcError
 from rpc.router import CallContext, Procedure, Router
 from rpc.settings import Settings
-from tests.inprocess import app_settings, serving
+from tests.inprocess import MeetInput, Rendezvous, app_settings, serving
 
 SECRET = "trpc-adapter-test-secret-0123456789abcdef"
 MAX_BODY_BYTES = 64 * 1024
@@ -146,6 +146,7 @@ def build_test_router() -> Router:
             _proc("test.fail", "query", FailInput, fail),
             _proc("test.failMutation", "mutation", FailInput, fail),
             _proc("test.slow", "query", SlowInput, slow),
+            _proc("test.meet", "query", MeetInput, Rendezvous().meet),
             _proc("test.unencodable", "query", None, unencodable),
             _proc("test.ticks", "subscription", TicksInput, ticks),
             _proc("test.forever", "subscription", ForeverInput, forever),

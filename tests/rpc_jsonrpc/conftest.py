@@ -21,7 +21,7 @@ from rpc.auth import mint_token
 from rpc.errors import RpcError
 from rpc.router import CallContext, Procedure, Router
 from rpc.settings import Settings
-from tests.inprocess import app_settings, serving
+from tests.inprocess import MeetInput, Rendezvous, app_settings, serving
 
 SECRET = "jsonrpc-test-secret-0123456789abcdef"
 APP_ORIGIN = "https://app.example"
@@ -102,6 +102,7 @@ def build_test_router(recorder: Recorder) -> Router:
             Procedure("test.refuse", "mutation", None, allow, refuse),
             Procedure("test.crash", "query", None, allow, crash),
             Procedure("test.slow", "query", None, allow, slow),
+            Procedure("test.meet", "query", MeetInput, allow, Rendezvous().meet),
             Procedure("test.unencodable", "query", None, allow, unencodable),
             Procedure("test.ticks", "subscription", None, allow, ticks),
         ]
