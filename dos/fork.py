@@ -23,8 +23,8 @@ from msgspec import UNSET, UnsetType
 
 from dos import lifecycle
 from dos.container_do import TownContainerDO
-from dos.git_tokens import GitCredentials, GitTokenProvider
-from dos.owner_do import GastownOrgDO, GastownUserDO
+from dos.git_tokens import GitTokenProvider
+from dos.owner_do import GastownOrgDO, GastownUserDO, OwnerDO
 from dos.runtime import ObjectRuntime
 from dos.town_do import TownDO, copy_fork
 from town import owners
@@ -145,7 +145,7 @@ class ForkService:
                 return msgspec.Raw(record["result"].encode())
             # Pending and not running here: an earlier attempt crashed or failed. If it got as
             # far as publishing, its result is in the target owner object; else start over.
-            published = await self._owner_stub(plan.target).call(GastownUserDO.published_fork, plan.caller_id, key)
+            published = await self._owner_stub(plan.target).call(OwnerDO.published_fork, plan.caller_id, key)
             if published is not None:
                 await me.call(GastownUserDO.put_fork_record, key, {**record, "state": "done", "result": published})
                 return msgspec.Raw(published.encode())
@@ -325,5 +325,3 @@ def _warnings(plan: ForkPlan, report: ImportReport, missing: list[str]) -> list[
         )
     return out
 
-
-__all__ = ["ForkPlan", "ForkResult", "ForkService", "GitCredentials", "fingerprint"]

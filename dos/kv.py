@@ -20,11 +20,6 @@ def kv_get(conn: apsw.Connection, key: str) -> Any | None:
     return None if row is None else msgspec.json.decode(row[0])
 
 
-def kv_get_raw(conn: apsw.Connection, key: str) -> str | None:
-    row = conn.execute("SELECT value FROM _kv WHERE key = ?", (key,)).fetchone()
-    return None if row is None else str(row[0])
-
-
 def kv_put(conn: apsw.Connection, key: str, value: Any) -> None:
     conn.execute(
         "INSERT INTO _kv (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
@@ -34,10 +29,3 @@ def kv_put(conn: apsw.Connection, key: str, value: Any) -> None:
 
 def kv_delete(conn: apsw.Connection, key: str) -> None:
     conn.execute("DELETE FROM _kv WHERE key = ?", (key,))
-
-
-def kv_keys(conn: apsw.Connection, prefix: str = "") -> list[str]:
-    rows = conn.execute(
-        "SELECT key FROM _kv WHERE substr(key, 1, ?) = ? ORDER BY key", (len(prefix), prefix)
-    ).fetchall()
-    return [str(r[0]) for r in rows]

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from dos.container_do import TownContainerDO
-from dos.owner_do import GastownOrgDO, GastownUserDO
+from dos.owner_do import GastownOrgDO, GastownUserDO, OwnerDO
 from dos.runtime import ObjectRuntime
 from dos.town_do import TownDO
 from town import owners, rigs
@@ -88,9 +88,7 @@ async def publish_town(
 
 
 async def delete_town(runtime: ObjectRuntime, *, owner_kind: OwnerKind, owner_id: str, town_id: str) -> None:
-    await owner_namespace(runtime, owner_kind).get(owner_id).call(
-        GastownUserDO.delete_town if owner_kind == "user" else GastownOrgDO.delete_town, town_id
-    )
+    await owner_namespace(runtime, owner_kind).get(owner_id).call(OwnerDO.delete_town, town_id)
     await runtime.namespace(TownDO).get(town_id).destroy()
     await runtime.namespace(TownContainerDO).get(town_id).destroy()
 
@@ -126,7 +124,7 @@ async def create_rig(
     owner = owner_namespace(runtime, owner_kind).get(owner_id)
     try:
         return await owner.call(
-            GastownUserDO.add_rig,
+            OwnerDO.add_rig,
             rig_id=rig_id,
             town_id=town_id,
             name=name,
@@ -141,7 +139,7 @@ async def create_rig(
 
 async def delete_rig(runtime: ObjectRuntime, *, owner_kind: OwnerKind, owner_id: str, town_id: str, rig_id: str) -> None:
     owner = owner_namespace(runtime, owner_kind).get(owner_id)
-    if not await owner.call(GastownUserDO.delete_rig, rig_id):
+    if not await owner.call(OwnerDO.delete_rig, rig_id):
         raise NotFound(f"Rig {rig_id} not found")
     await runtime.namespace(TownDO).get(town_id).call(TownDO.delete_rig, rig_id)
 
@@ -151,8 +149,7 @@ async def sweep_orphans(runtime: ObjectRuntime) -> list[str]:
     towns = runtime.namespace(TownDO)
     removed: list[str] = []
     for town_id in towns.ids_on_disk():
-        owner = await towns.get(town_id).call(TownDO.ownership)
-        if await _is_published(runtime, town_id, owner.owner_type, owner.owner_user_id, owner.organization_id):
+        if await published_owner(runtime, town_id) is not None:
             continue
         log.warning("removing unpublished town %s (left by an interrupted create or fork)", town_id)
         await towns.get(town_id).destroy()
@@ -167,14 +164,33 @@ async def sweep_orphans(runtime: ObjectRuntime) -> list[str]:
     return removed
 
 
-async def _is_published(
-    runtime: ObjectRuntime, town_id: str, owner_type: str | None, owner_user_id: str | None, org_id: str | None
-) -> bool:
-    if owner_type == "org" and org_id:
-        orgs = runtime.namespace(GastownOrgDO)
-        return orgs.exists(org_id) and await orgs.get(org_id).call(GastownOrgDO.get_town, town_id) is not None
-    if owner_user_id:
-        users = runtime.namespace(GastownUserDO)
-        return users.exists(owner_user_id) and await users.get(owner_user_id).call(GastownUserDO.get_town, town_id) is not None
-    return False
+@dataclass(frozen=True)
+class PublishedOwner:
+    """Who a town's owner row says owns it (the row exists: the town is visible)."""
 
+    kind: OwnerKind
+    id: str
+    created_by_user_id: str
+
+
+async def published_owner(runtime: ObjectRuntime, town_id: str) -> PublishedOwner | None:
+    """Ask the town who owns it, then confirm with that owner object's row; None if unpublished.
+
+    Opens nothing that does not exist yet: a missing town or owner object is just None.
+    """
+    towns = runtime.namespace(TownDO)
+    if not towns.exists(town_id):
+        return None
+    owner = await towns.get(town_id).call(TownDO.ownership)
+    if owner.owner_type == "org" and owner.organization_id:
+        orgs = runtime.namespace(GastownOrgDO)
+        if orgs.exists(owner.organization_id):
+            org_row = await orgs.get(owner.organization_id).call(GastownOrgDO.get_town, town_id)
+            if org_row is not None:
+                return PublishedOwner("org", owner.organization_id, org_row.created_by_user_id)
+    elif owner.owner_user_id:
+        users = runtime.namespace(GastownUserDO)
+        if users.exists(owner.owner_user_id):
+            if await users.get(owner.owner_user_id).call(GastownUserDO.get_town, town_id) is not None:
+                return PublishedOwner("user", owner.owner_user_id, owner.owner_user_id)
+    return None

@@ -6,7 +6,7 @@ in every create flow and removed first in every delete flow.
 
 from __future__ import annotations
 
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 import msgspec
 
@@ -32,8 +32,15 @@ def _forked_from_key(town_id: str) -> str:
     return f"town:{town_id}:forked_from"
 
 
-class _OwnerDO(DurableObject):
-    """What both owner objects share: rigs and the lineage note kept beside each town row."""
+class OwnerDO(DurableObject):
+    """What both owner objects share: rigs, town deletion, the lineage note kept beside each
+    town row and fork markers. Callers that work for either kind call `OwnerDO.<method>`."""
+
+    KIND: ClassVar[owners.OwnerKind]
+
+    def delete_town(self, town_id: str) -> bool:
+        self._forget(town_id)
+        return owners.delete_owner_town(self.conn, self.KIND, town_id)
 
     def forked_from(self, town_id: str) -> dict[str, Any] | None:
         value = kv_get(self.conn, _forked_from_key(town_id))
@@ -111,8 +118,9 @@ class _OwnerDO(DurableObject):
         return owners.delete_owner_rig(self.conn, rig_id)
 
 
-class GastownUserDO(_OwnerDO):
+class GastownUserDO(OwnerDO):
     MIGRATIONS = USER_MIGRATIONS
+    KIND = "user"
 
     def add_town(
         self, *, town_id: str, name: str, forked_from: dict[str, Any] | None = None
@@ -129,10 +137,6 @@ class GastownUserDO(_OwnerDO):
 
     def list_towns(self) -> list[owners.Town]:
         return [self._with_lineage(t) for t in owners.list_user_towns(self.conn)]
-
-    def delete_town(self, town_id: str) -> bool:
-        self._forget(town_id)
-        return owners.delete_owner_town(self.conn, "user", town_id)
 
     def publish_fork(
         self,
@@ -160,8 +164,9 @@ class GastownUserDO(_OwnerDO):
         kv_delete(self.conn, _idem_key(key))
 
 
-class GastownOrgDO(_OwnerDO):
+class GastownOrgDO(OwnerDO):
     MIGRATIONS = ORG_MIGRATIONS
+    KIND = "org"
 
     def add_town(
         self,
@@ -188,10 +193,6 @@ class GastownOrgDO(_OwnerDO):
 
     def list_towns(self) -> list[owners.OrgTown]:
         return [self._with_lineage(t) for t in owners.list_org_towns(self.conn)]
-
-    def delete_town(self, town_id: str) -> bool:
-        self._forget(town_id)
-        return owners.delete_owner_town(self.conn, "org", town_id)
 
     def publish_fork(
         self,

@@ -60,9 +60,6 @@ class TownDO(DurableObject):
     def update_config(self, update: config.TownConfigUpdate) -> config.TownConfig:
         return config.update_config(self.conn, update)
 
-    def set_ownership(self, **fields: Any) -> config.TownConfig:
-        return config.set_ownership(self.conn, **fields)
-
     # -- rigs -------------------------------------------------------------------------------
     def add_rig(
         self, *, rig_id: str, name: str, git_url: str, default_branch: str, runtime: rigs.RigConfig
@@ -108,14 +105,6 @@ class TownDO(DurableObject):
         return demo.populate_town(self.conn, **options)
 
     # -- fork ---------------------------------------------------------------------------------
-    def export_for_fork(self, options: fork_export.ExportOptions) -> fork_export.ForkExportPayload:
-        return fork_export.export_for_fork(self.conn, options)
-
-    def import_fork(
-        self, payload_parts: list[ExportPart], rig_id_mapping: dict[str, str]
-    ) -> fork_import.ImportReport:
-        return fork_import.import_fork(self.conn, payload_parts, rig_id_mapping=rig_id_mapping)
-
     def import_fork_from(
         self,
         source: Path,

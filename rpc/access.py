@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from dos.lifecycle import published_owner
 from dos.owner_do import GastownOrgDO, GastownUserDO
 from dos.town_do import TownDO
 from rpc.errors import RpcError
@@ -80,28 +81,10 @@ async def resolve_town(ctx: CallContext, town_id: str) -> TownTarget:
 
 async def _resolve_for_admin(ctx: CallContext, town_id: str) -> TownTarget | None:
     """Admins may read any visible town: the town says who owns it; the owner row confirms it."""
-    towns = ctx.services.runtime.namespace(TownDO)
-    if not towns.exists(town_id):
+    owner = await published_owner(ctx.services.runtime, town_id)
+    if owner is None:
         return None
-    owner = await towns.get(town_id).call(TownDO.ownership)
-    runtime = ctx.services.runtime
-    if owner.owner_type == "org" and owner.organization_id:
-        orgs = runtime.namespace(GastownOrgDO)
-        if orgs.exists(owner.organization_id):
-            row = await orgs.get(owner.organization_id).call(GastownOrgDO.get_town, town_id)
-            if row is not None:
-                return TownTarget(
-                    town_id, "org", owner.organization_id, row.created_by_user_id, "admin", ctx.caller.user_id
-                )
-    elif owner.owner_user_id:
-        users = runtime.namespace(GastownUserDO)
-        if users.exists(owner.owner_user_id):
-            row = await users.get(owner.owner_user_id).call(GastownUserDO.get_town, town_id)
-            if row is not None:
-                return TownTarget(
-                    town_id, "user", owner.owner_user_id, owner.owner_user_id, "admin", ctx.caller.user_id
-                )
-    return None
+    return TownTarget(town_id, owner.kind, owner.id, owner.created_by_user_id, "admin", ctx.caller.user_id)
 
 
 async def resolve_rig_town(ctx: CallContext, rig_id: str, town_hint: str | None) -> TownTarget:

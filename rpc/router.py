@@ -7,8 +7,8 @@ envelopes and encode results/errors; they never know what a procedure does.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator, Callable, Iterable
+from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
 import msgspec
@@ -36,15 +36,10 @@ class CallContext:
     path: str
     # Filled by the access rule when the call is about one town (rpc/access.py).
     target: Any = None
-    extras: dict[str, Any] = field(default_factory=dict)
 
 
 class AccessRule(Protocol):
     async def check(self, ctx: CallContext, params: Any) -> None: ...
-
-
-Handler = Callable[[CallContext, Any], Awaitable[Any]]
-SubscriptionHandler = Callable[[CallContext, Any], AsyncIterator[Any]]
 
 
 @dataclass(frozen=True)

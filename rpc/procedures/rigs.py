@@ -5,7 +5,7 @@ from __future__ import annotations
 import msgspec
 
 from dos import lifecycle
-from dos.owner_do import GastownUserDO
+from dos.owner_do import OwnerDO
 from dos.town_do import TownDO
 from rpc.access import TownRule
 from rpc.errors import RpcError
@@ -53,11 +53,11 @@ async def create_rig(ctx: CallContext, p: CreateRigInput) -> Rig:
 
 
 async def list_rigs(ctx: CallContext, p: TownIdInput | OrgTownInput) -> list[Rig]:
-    return await owner_stub(ctx).call(GastownUserDO.list_rigs, target(ctx).town_id)
+    return await owner_stub(ctx).call(OwnerDO.list_rigs, target(ctx).town_id)
 
 
 async def _detail(ctx: CallContext, rig_id: str) -> RigDetail:
-    rig = await owner_stub(ctx).call(GastownUserDO.get_rig, rig_id)
+    rig = await owner_stub(ctx).call(OwnerDO.get_rig, rig_id)
     town_rig = await town_stub(ctx).call(TownDO.get_rig, rig_id)
     if rig is None or town_rig is None:
         raise RpcError("NOT_FOUND", f"Rig {rig_id} not found")
