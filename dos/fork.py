@@ -265,6 +265,7 @@ def _town_row(plan: ForkPlan, town_id: str, now: str, lineage: dict[str, Any]) -
         name=plan.new_town_name,
         owner_org_id=plan.target.id,
         created_by_user_id=plan.caller_id,
+        owner_user_id=plan.caller_id,
         created_at=now,
         updated_at=now,
         forked_from=forked_from,

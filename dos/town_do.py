@@ -10,7 +10,22 @@ import msgspec
 
 from dos.kv import kv_get, kv_put
 from dos.runtime import DurableObject, open_snapshot_reader
-from town import bead_events, beads, config, convoys, demo, fork_export, fork_import, rigs
+from town import (
+    agents,
+    alarm_status,
+    bead_actions,
+    bead_events,
+    beads,
+    config,
+    convoys,
+    demo,
+    fork_export,
+    fork_import,
+    merge_queue,
+    rigs,
+    town_status,
+    wasteland,
+)
 from town.fork_payload import ExportPart
 from town.schema import TOWN_MIGRATIONS
 
@@ -143,12 +158,90 @@ class TownDO(DurableObject):
     def set_forked_from(self, lineage: dict[str, Any]) -> None:
         kv_put(self.conn, FORKED_FROM_KEY, lineage)
 
+    def start_held_bead(self, bead_id: str, rig_id: str) -> beads.Bead:
+        return bead_actions.start_held_bead(self.conn, bead_id, rig_id)
+
+    def delete_beads_by_status(self, status: str, type: str | None, rig_id: str | None) -> int:
+        return bead_actions.delete_beads_by_status(self.conn, status, type, rig_id)
+
+    def delete_beads(self, bead_ids: list[str]) -> int:
+        return beads.delete_beads(self.conn, bead_ids)
+
+    def force_close_bead(self, bead_id: str) -> beads.Bead:
+        return bead_actions.force_close_bead(self.conn, bead_id)
+
+    def force_fail_bead(self, bead_id: str) -> beads.Bead:
+        return bead_actions.force_fail_bead(self.conn, bead_id)
+
+    def merge_queue(self, **filters: Any) -> merge_queue.MergeQueueData:
+        return merge_queue.merge_queue_data(self.conn, **filters)
+
+    # -- agents -----------------------------------------------------------------------------
+    def list_agents(self, rig_id: str | None) -> list[agents.Agent]:
+        return agents.list_agents(self.conn, rig_id=rig_id)
+
+    def get_agent(self, agent_id: str) -> agents.Agent | None:
+        return agents.get_agent(self.conn, agent_id)
+
+    def delete_agent(self, agent_id: str, rig_id: str) -> bool:
+        return agents.delete_agent(self.conn, agent_id, rig_id=rig_id)
+
+    def reset_agent_dispatch_attempts(self, agent_id: str, rig_id: str) -> None:
+        agents.reset_dispatch_attempts(self.conn, agent_id, rig_id=rig_id)
+
+    def force_reset_agent(self, agent_id: str) -> None:
+        agents.force_reset_agent(self.conn, agent_id)
+
+    def agent_metadata_rows(self) -> list[dict[str, Any]]:
+        return agents.raw_metadata_rows(self.conn)
+
+    # -- status -----------------------------------------------------------------------------
+    def drain_status(self) -> town_status.DrainStatus:
+        return town_status.drain_status(self.conn)
+
+    def mayor_status(self) -> town_status.MayorStatus:
+        return town_status.mayor_status(self.conn)
+
+    def get_alarm_status(self, *, with_billing: bool) -> alarm_status.AlarmStatus:
+        return alarm_status.alarm_status(self.conn, with_billing=with_billing)
+
+    def billing_status(self) -> alarm_status.BillingStatus:
+        return alarm_status.billing_status(self.conn)
+
+    def set_run_policy(self, policy: str) -> alarm_status.BillingStatus:
+        return alarm_status.set_run_policy(self.conn, policy)
+
+    def set_kilocode_token(self, token: str) -> None:
+        config.set_ownership(self.conn, kilocode_token=token)
+
+    # -- wasteland --------------------------------------------------------------------------
+    def wasteland_connection(self) -> wasteland.WastelandConnection | None:
+        return wasteland.get_connection(self.conn)
+
+    def connect_wasteland(self, **fields: Any) -> wasteland.WastelandConnection:
+        return wasteland.connect(self.conn, **fields)
+
+    def disconnect_wasteland(self, wasteland_id: str) -> bool:
+        return wasteland.disconnect(self.conn, wasteland_id)
+
     # -- convoys ----------------------------------------------------------------------------
     def list_convoys(self) -> list[convoys.ConvoyDetail]:
         return convoys.list_convoys(self.conn)
 
     def get_convoy(self, convoy_id: str) -> convoys.ConvoyDetail | None:
         return convoys.get_convoy(self.conn, convoy_id)
+
+    def close_convoy(self, convoy_id: str) -> convoys.ConvoyDetail | None:
+        return convoys.close_convoy(self.conn, convoy_id)
+
+    def start_convoy(self, convoy_id: str) -> convoys.ConvoyDetail | None:
+        return convoys.start_convoy(self.conn, convoy_id)
+
+    def convoy_add_bead(self, convoy_id: str, bead_id: str, depends_on: list[str] | None) -> int:
+        return convoys.convoy_add_bead(self.conn, convoy_id, bead_id, depends_on)
+
+    def convoy_remove_bead(self, convoy_id: str, bead_id: str) -> int:
+        return convoys.convoy_remove_bead(self.conn, convoy_id, bead_id)
 
 
 def copy_fork(

@@ -170,3 +170,18 @@ class OrgRule:
         if role == "billing_manager":
             raise RpcError("FORBIDDEN", f"Billing managers cannot use Gastown in organization {org_id}")
         raise RpcError("FORBIDDEN", f"Not a member of organization {org_id}")
+
+
+@dataclass(frozen=True)
+class AdminRule:
+    """Upstream's adminProcedure: platform admins only, on any visible town (the admin tools
+    are the one place an admin may change a town). Others are FORBIDDEN whatever the town."""
+
+    async def check(self, ctx: CallContext, params: Any) -> None:
+        if not ctx.caller.is_admin:
+            raise RpcError("FORBIDDEN", "Admin access required")
+        town_id = str(params.townId)
+        target = await _resolve_for_admin(ctx, town_id)
+        if target is None:
+            raise town_not_found(town_id)
+        ctx.target = target

@@ -159,3 +159,133 @@ class ForkTownInput(Input, kw_only=True, forbid_unknown_fields=True):
 
 class ForkOrgTownInput(ForkTownInput, kw_only=True, forbid_unknown_fields=True):
     organizationId: uuid.UUID
+
+
+# -- the rest of the upstream catalogue -----------------------------------------------------
+Uuids = Annotated[list[uuid.UUID], Meta(max_length=500)]
+RunPolicy = Literal["automatic", "paused_by_user"]
+# adminListBeads filters on the statuses upstream's admin view knows (no in_review).
+AdminBeadStatus = Literal["open", "in_progress", "closed", "failed"]
+NonEmpty = Annotated[str, Meta(min_length=1)]
+
+
+class RigBeadInput(Input, kw_only=True):
+    rigId: uuid.UUID
+    beadId: uuid.UUID
+    townId: uuid.UUID | None = None
+
+
+class RigAgentInput(Input, kw_only=True):
+    rigId: uuid.UUID
+    agentId: uuid.UUID
+    townId: uuid.UUID | None = None
+
+
+class DeleteBeadsByStatusInput(Input, kw_only=True):
+    rigId: uuid.UUID
+    status: BeadStatus
+    type: BeadType | None = None
+    townId: uuid.UUID | None = None
+
+
+class ConvoyAddBeadInput(Input, kw_only=True):
+    townId: uuid.UUID
+    convoyId: uuid.UUID
+    beadId: uuid.UUID
+    depends_on: Uuids | None = None
+
+
+class ConvoyBeadInput(Input, kw_only=True):
+    townId: uuid.UUID
+    convoyId: uuid.UUID
+    beadId: uuid.UUID
+
+
+class MergeQueueInput(Input, kw_only=True):
+    townId: uuid.UUID
+    rigId: uuid.UUID | None = None
+    limit: Limit = 50
+    since: str | None = None
+
+
+class RunPolicyInput(Input, kw_only=True):
+    townId: uuid.UUID
+    policy: RunPolicy
+
+
+class ConnectWastelandInput(Input, kw_only=True):
+    townId: uuid.UUID
+    wastelandId: uuid.UUID
+    upstream: NonEmpty
+    rigHandle: NonEmpty
+    dolthubOrg: NonEmpty
+
+
+class DisconnectWastelandInput(Input, kw_only=True):
+    townId: uuid.UUID
+    wastelandId: uuid.UUID
+
+
+class SlingInput(Input, kw_only=True):
+    rigId: uuid.UUID
+    title: Title
+    body: str | None = None
+    model: str = "kilo/kilo-auto/frontier"
+    labels: list[str] | None = None
+    townId: uuid.UUID | None = None
+
+
+class SendMessageInput(Input, kw_only=True):
+    townId: uuid.UUID
+    message: Title
+    model: str = "anthropic/claude-sonnet-4.6"
+    rigId: uuid.UUID | None = None
+    uiContext: Annotated[str, Meta(max_length=10_000)] | None = None
+
+
+class TownAgentInput(Input, kw_only=True):
+    townId: uuid.UUID
+    agentId: uuid.UUID
+
+
+class ResizePtyInput(Input, kw_only=True):
+    townId: uuid.UUID
+    agentId: uuid.UUID
+    ptyId: Annotated[str, Meta(pattern=r"^[A-Za-z0-9_-]+$", max_length=128)]
+    cols: Annotated[int, Meta(ge=1, le=500)]
+    rows: Annotated[int, Meta(ge=1, le=200)]
+
+
+class EnrichBeadInput(Input, kw_only=True):
+    body: Annotated[str, Meta(min_length=10)]
+    townId: uuid.UUID
+
+
+class TownBeadInput(Input, kw_only=True):
+    townId: uuid.UUID
+    beadId: uuid.UUID
+
+
+class AdminListBeadsInput(Input, kw_only=True):
+    townId: uuid.UUID
+    status: AdminBeadStatus | None = None
+    type: BeadType | None = None
+    limit: Annotated[int, Meta(ge=1, le=500)] = 200
+
+
+class AdminTownEventsInput(Input, kw_only=True):
+    townId: uuid.UUID
+    beadId: uuid.UUID | None = None
+    since: str | None = None
+    limit: Limit = 100
+
+
+class AdminBulkDeleteInput(Input, kw_only=True):
+    townId: uuid.UUID
+    beadIds: Uuids
+
+
+class AdminDeleteByStatusInput(Input, kw_only=True):
+    townId: uuid.UUID
+    status: BeadStatus
+    type: BeadType | None = None

@@ -7,6 +7,10 @@ envelopes and encode results/errors; they never know what a procedure does.
 
 from __future__ import annotations
 
+import functools
+import operator
+import types
+import typing
 from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
@@ -44,11 +48,18 @@ class AccessRule(Protocol):
 
 @dataclass(frozen=True)
 class Procedure:
+    """One row of the table. The output type is the handler's return annotation (for a
+    subscription, what its iterator yields): the generated TypeScript types read it there."""
+
     path: str
     kind: Kind
     input: type[msgspec.Struct] | None
     access: AccessRule
     handler: Callable[[CallContext, Any], Any]
+
+    @property
+    def output(self) -> Any:
+        return output_type(self)
 
 
 class Router:
@@ -94,6 +105,18 @@ class Router:
         ctx, params = await self.prepare(services, token, proc, raw_input)
         iterator: AsyncIterator[Any] = proc.handler(ctx, params)
         return iterator
+
+
+def output_type(proc: Procedure) -> Any:
+    """The declared output: the return annotation, minus `msgspec.Raw` (an already-encoded
+    value of the same type, e.g. a replayed fork result); `None` means void."""
+    declared = typing.get_type_hints(proc.handler).get("return", Any)
+    if proc.kind == "subscription":
+        declared = typing.get_args(declared)[0]  # AsyncIterator[T] -> T
+    if typing.get_origin(declared) in (typing.Union, types.UnionType):
+        members = [m for m in typing.get_args(declared) if m is not msgspec.Raw]
+        declared = functools.reduce(operator.or_, members)
+    return None if declared is type(None) else declared
 
 
 def decode_input(proc: Procedure, raw_input: Any) -> Any:

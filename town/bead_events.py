@@ -48,6 +48,9 @@ class BeadEvent(msgspec.Struct, kw_only=True):
     new_value: str | None
     metadata: dict[str, Any]
     created_at: str
+    # The bead's rig, filled in by list_bead_events (absent for town-level beads, as upstream).
+    rig_id: str | msgspec.UnsetType = msgspec.UNSET
+    rig_name: str | msgspec.UnsetType = msgspec.UNSET
 
 
 _encode = msgspec.json.Encoder().encode
@@ -176,4 +179,26 @@ def list_bead_events(
         f"ORDER BY created_at {order}, bead_event_id {order} LIMIT ?",
         (*params, limit),
     ).fetchall()
-    return [row_to_event(r) for r in rows]
+    return _with_rigs(conn, [row_to_event(r) for r in rows])
+
+
+def _with_rigs(conn: apsw.Connection, events: list[BeadEvent]) -> list[BeadEvent]:
+    """Attach each event's rig id and name with one lookup for the whole page."""
+    if not events:
+        return events
+    ids = json_text(list({e.bead_id for e in events}))
+    rigs: dict[str, tuple[str, str | None]] = {
+        bead_id: (rig_id, name)
+        for bead_id, rig_id, name in conn.execute(
+            "SELECT b.bead_id, b.rig_id, r.name FROM beads b LEFT JOIN rigs r ON r.id = b.rig_id"
+            " WHERE b.bead_id IN (SELECT value FROM json_each(?)) AND b.rig_id IS NOT NULL",
+            (ids,),
+        )
+    }
+    for event in events:
+        found = rigs.get(event.bead_id)
+        if found is not None:
+            event.rig_id = found[0]
+            if found[1] is not None:
+                event.rig_name = found[1]
+    return events

@@ -80,7 +80,7 @@ class Bead(msgspec.Struct, kw_only=True):
     rig_id: str | None
     parent_bead_id: str | None
     assignee_agent_bead_id: str | None
-    priority: Priority | None
+    priority: Priority
     labels: list[str]
     metadata: dict[str, Any]
     created_by: str | None
@@ -132,7 +132,8 @@ def row_to_bead(row: tuple[Any, ...]) -> Bead:
         rig_id=row[5],
         parent_bead_id=row[6],
         assignee_agent_bead_id=row[7],
-        priority=row[8],
+        # NULL (allowed by the column) reads as its default, as upstream's record schema does.
+        priority=row[8] or "medium",
         labels=_decode_labels(row[9]),
         metadata=decode_object(row[10]),
         created_by=row[11],

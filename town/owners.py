@@ -37,6 +37,9 @@ class OrgTown(msgspec.Struct, kw_only=True):
     name: str
     owner_org_id: str
     created_by_user_id: str
+    # Upstream's getTown answers every town as a Town; for an org town its owner_user_id is
+    # the creator. Carried on every OrgTown so one shape serves getTown and the org lists.
+    owner_user_id: str
     created_at: str
     updated_at: str
     forked_from: ForkedFrom | None = None
@@ -73,6 +76,7 @@ def _org_town(row: tuple[Any, ...]) -> OrgTown:
         name=row[1],
         owner_org_id=row[2],
         created_by_user_id=row[3],
+        owner_user_id=row[3],
         created_at=row[4],
         updated_at=row[5],
     )
@@ -116,6 +120,7 @@ def insert_org_town(
         name=name,
         owner_org_id=owner_org_id,
         created_by_user_id=created_by_user_id,
+        owner_user_id=created_by_user_id,
         created_at=now,
         updated_at=now,
     )

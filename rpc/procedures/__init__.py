@@ -2,12 +2,23 @@
 
 from __future__ import annotations
 
-from rpc.procedures import beads, fork, rigs, towns
+from rpc.procedures import admin, agent_runtime, agents, beads, convoys, fork, rigs, status, towns, wasteland
 from rpc.router import Procedure, Router
 
 
 def all_procedures() -> list[Procedure]:
-    return [*towns.PROCEDURES, *rigs.PROCEDURES, *beads.PROCEDURES, *fork.PROCEDURES]
+    return [
+        *towns.PROCEDURES,
+        *rigs.PROCEDURES,
+        *beads.PROCEDURES,
+        *convoys.PROCEDURES,
+        *agents.PROCEDURES,
+        *status.PROCEDURES,
+        *wasteland.PROCEDURES,
+        *agent_runtime.PROCEDURES,
+        *admin.PROCEDURES,
+        *fork.PROCEDURES,
+    ]
 
 
 def build_router() -> Router:

@@ -15,11 +15,11 @@ from rpc.errors import RpcError
 from rpc.inputs import (
     CreateBeadInput,
     DeleteBeadInput,
+    DeleteBeadsByStatusInput,
     GetBeadEventsInput,
-    GetConvoyInput,
     GetTownEventsInput,
     ListBeadsInput,
-    TownIdInput,
+    RigBeadInput,
     UpdateBeadInput,
     WatchTownEventsInput,
 )
@@ -28,7 +28,6 @@ from rpc.router import CallContext, Procedure
 from town.bead_events import BeadEvent
 from town.beads import Bead, BeadUpdate
 from town.clock import iso
-from town.convoys import ConvoyDetail
 
 G = "gastown."
 HELD_LABEL = "gt:held"
@@ -108,12 +107,14 @@ async def get_town_events(ctx: CallContext, p: GetTownEventsInput) -> list[BeadE
     return await town_stub(ctx).call(TownDO.list_bead_events, since=p.since, limit=p.limit)
 
 
-async def list_convoys(ctx: CallContext, p: TownIdInput) -> list[ConvoyDetail]:
-    return await town_stub(ctx).call(TownDO.list_convoys)
+async def start_bead(ctx: CallContext, p: RigBeadInput) -> Bead:
+    """Release a held bead (drops the `gt:held` label) so it may be dispatched."""
+    return await town_stub(ctx).call(TownDO.start_held_bead, str(p.beadId), str(p.rigId))
 
 
-async def get_convoy(ctx: CallContext, p: GetConvoyInput) -> ConvoyDetail | None:
-    return await town_stub(ctx).call(TownDO.get_convoy, str(p.convoyId))
+async def delete_beads_by_status(ctx: CallContext, p: DeleteBeadsByStatusInput) -> Deleted:
+    """Delete the rig's beads in one status (optionally of one type), with their descendants."""
+    return Deleted(await town_stub(ctx).call(TownDO.delete_beads_by_status, p.status, p.type, str(p.rigId)))
 
 
 async def watch_town_events(ctx: CallContext, p: WatchTownEventsInput) -> AsyncIterator[BeadEvent]:
@@ -167,7 +168,7 @@ PROCEDURES = [
     Procedure(G + "listBeads", "query", ListBeadsInput, TownRule("read", via="rig"), list_beads),
     Procedure(G + "getBeadEvents", "query", GetBeadEventsInput, TownRule("read", via="rig"), get_bead_events),
     Procedure(G + "getTownEvents", "query", GetTownEventsInput, TownRule("read"), get_town_events),
-    Procedure(G + "listConvoys", "query", TownIdInput, TownRule("read"), list_convoys),
-    Procedure(G + "getConvoy", "query", GetConvoyInput, TownRule("read"), get_convoy),
+    Procedure(G + "startBead", "mutation", RigBeadInput, TownRule("write", via="rig"), start_bead),
+    Procedure(G + "deleteBeadsByStatus", "mutation", DeleteBeadsByStatusInput, TownRule("write", via="rig"), delete_beads_by_status),
     Procedure(G + "watchTownEvents", "subscription", WatchTownEventsInput, TownRule("read"), watch_town_events),
 ]

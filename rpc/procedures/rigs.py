@@ -19,16 +19,22 @@ from rpc.inputs import (
 )
 from rpc.procedures.common import minter, owner_stub, target, town_stub
 from rpc.router import CallContext, Procedure
+from town.agents import Agent
+from town.beads import Bead
 from town.owners import Rig
 from town.rigs import RigOverrideConfig, rig_override_config
 
 G = "gastown."
+RIG_BEADS_LIMIT = 500  # the rig page lists what is in progress; bounded like every list
 
 
 class RigDetail(Rig, kw_only=True):
-    """A rig plus its override config (getRig / updateRigConfig)."""
+    """A rig plus its override config, its agents and its beads in progress (getRig /
+    updateRigConfig)."""
 
     config: RigOverrideConfig
+    agents: list[Agent]
+    beads: list[Bead]
 
 
 async def create_rig(ctx: CallContext, p: CreateRigInput) -> Rig:
@@ -58,10 +64,16 @@ async def list_rigs(ctx: CallContext, p: TownIdInput | OrgTownInput) -> list[Rig
 
 async def _detail(ctx: CallContext, rig_id: str) -> RigDetail:
     rig = await owner_stub(ctx).call(OwnerDO.get_rig, rig_id)
-    town_rig = await town_stub(ctx).call(TownDO.get_rig, rig_id)
+    town = town_stub(ctx)
+    town_rig = await town.call(TownDO.get_rig, rig_id)
     if rig is None or town_rig is None:
         raise RpcError("NOT_FOUND", f"Rig {rig_id} not found")
-    return RigDetail(**msgspec.structs.asdict(rig), config=rig_override_config(town_rig))
+    return RigDetail(
+        **msgspec.structs.asdict(rig),
+        config=rig_override_config(town_rig),
+        agents=await town.call(TownDO.list_agents, rig_id),
+        beads=await town.call(TownDO.list_beads, rig_id=rig_id, status="in_progress", limit=RIG_BEADS_LIMIT),
+    )
 
 
 async def get_rig(ctx: CallContext, p: RigInput) -> RigDetail:

@@ -23,9 +23,11 @@ from town.owners import OrgTown, Town
 G = "gastown."
 
 
-async def create_town(ctx: CallContext, p: CreateTownInput) -> Town | OrgTown:
+async def create_town(ctx: CallContext, p: CreateTownInput) -> Town:
     owner = lifecycle.Owner("user", ctx.caller.user_id, ctx.caller.user_id)
-    return await lifecycle.create_town(ctx.services.runtime, minter(ctx), owner=owner, name=p.name)
+    town = await lifecycle.create_town(ctx.services.runtime, minter(ctx), owner=owner, name=p.name)
+    assert isinstance(town, Town)
+    return town
 
 
 async def list_towns(ctx: CallContext, p: NoInput) -> list[Town]:
@@ -44,9 +46,11 @@ async def delete_town(ctx: CallContext, p: TownIdInput) -> None:
     await lifecycle.delete_town(ctx.services.runtime, owner_kind=t.owner_kind, owner_id=t.owner_id, town_id=t.town_id)
 
 
-async def create_org_town(ctx: CallContext, p: CreateOrgTownInput) -> Town | OrgTown:
+async def create_org_town(ctx: CallContext, p: CreateOrgTownInput) -> OrgTown:
     owner = lifecycle.Owner("org", str(p.organizationId), ctx.caller.user_id)
-    return await lifecycle.create_town(ctx.services.runtime, minter(ctx), owner=owner, name=p.name)
+    town = await lifecycle.create_town(ctx.services.runtime, minter(ctx), owner=owner, name=p.name)
+    assert isinstance(town, OrgTown)
+    return town
 
 
 async def list_org_towns(ctx: CallContext, p: OrgInput) -> list[OrgTown]:

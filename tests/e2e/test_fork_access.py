@@ -128,11 +128,12 @@ def assert_org_fork(
         "name",
         "owner_org_id",
         "created_by_user_id",
+        "owner_user_id",
         "created_at",
         "updated_at",
         "forked_from",
     }
-    assert (town["owner_org_id"], town["created_by_user_id"]) == (org, caller)
+    assert (town["owner_org_id"], town["created_by_user_id"], town["owner_user_id"]) == (org, caller, caller)
     assert town["forked_from"]["town_id"] == source
     listed = [t for t in query(client, "listOrgTowns", {"organizationId": org}) if t["id"] == town["id"]]
     assert listed == [town]
