@@ -86,6 +86,14 @@ class TownDO(DurableObject):
     def get_rig(self, rig_id: str) -> rigs.TownRig | None:
         return rigs.get_rig(self.conn, rig_id)
 
+    def rig_page(self, rig_id: str, beads_limit: int) -> tuple[rigs.TownRig | None, list[agents.Agent], list[beads.Bead]]:
+        """What getRig shows beyond the owner's row, in one call: config, agents, beads in progress."""
+        rig = rigs.get_rig(self.conn, rig_id)
+        if rig is None:
+            return None, [], []
+        working = beads.list_beads(self.conn, rig_id=rig_id, status="in_progress", limit=beads_limit)
+        return rig, agents.list_agents(self.conn, rig_id=rig_id), working
+
     def list_rigs(self) -> list[rigs.TownRig]:
         return rigs.list_rigs(self.conn)
 

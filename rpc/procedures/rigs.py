@@ -64,15 +64,11 @@ async def list_rigs(ctx: CallContext, p: TownIdInput | OrgTownInput) -> list[Rig
 
 async def _detail(ctx: CallContext, rig_id: str) -> RigDetail:
     rig = await owner_stub(ctx).call(OwnerDO.get_rig, rig_id)
-    town = town_stub(ctx)
-    town_rig = await town.call(TownDO.get_rig, rig_id)
+    town_rig, rig_agents, working = await town_stub(ctx).call(TownDO.rig_page, rig_id, RIG_BEADS_LIMIT)
     if rig is None or town_rig is None:
         raise RpcError("NOT_FOUND", f"Rig {rig_id} not found")
     return RigDetail(
-        **msgspec.structs.asdict(rig),
-        config=rig_override_config(town_rig),
-        agents=await town.call(TownDO.list_agents, rig_id),
-        beads=await town.call(TownDO.list_beads, rig_id=rig_id, status="in_progress", limit=RIG_BEADS_LIMIT),
+        **msgspec.structs.asdict(rig), config=rig_override_config(town_rig), agents=rig_agents, beads=working
     )
 
 
