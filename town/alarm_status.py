@@ -97,6 +97,8 @@ class BillingStatus(msgspec.Struct, kw_only=True):
     enabled: bool
     state: BillingState
     runPolicy: RunPolicy
+    # Newer upstream front ends read this (whether billing holds the container back); never here.
+    enforcing: bool = False
     payer: BillingPayer | UnsetType = UNSET
     remaining: float | UnsetType = UNSET
     minimumRequired: float | UnsetType = UNSET

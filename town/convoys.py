@@ -15,7 +15,7 @@ import apsw
 import msgspec
 
 from town.bead_events import json_text, record_bead_event
-from town.beads import TERMINAL_STATUSES, update_bead_status
+from town.beads import TERMINAL_STATUSES, BeadStatus, update_bead_status
 from town.clock import now_iso
 from town.dependencies import replace_blocking_dependencies
 from town.errors import BadRequest, NotFound
@@ -28,7 +28,7 @@ ConvoyMergeMode = Literal["review-then-land", "review-and-merge"]
 class ConvoyBead(msgspec.Struct, kw_only=True):
     bead_id: str
     title: str
-    status: str
+    status: BeadStatus
     rig_id: str | None
     assignee_agent_name: str | None
 

@@ -28,7 +28,9 @@ import apsw
 import msgspec
 
 from town.bead_events import decode_object
+from town.beads import BeadStatus, BeadType
 from town.clock import iso
+from town.convoys import ConvoyMergeMode
 from town.errors import BadRequest
 
 STALE_PR_AFTER = timedelta(hours=24)
@@ -47,7 +49,7 @@ ACTIVITY_EVENT_TYPES: tuple[str, ...] = (
 
 class MergeQueueMrBead(msgspec.Struct, kw_only=True):
     bead_id: str
-    status: str
+    status: BeadStatus
     title: str
     body: str | None
     rig_id: str | None
@@ -67,7 +69,7 @@ class MergeQueueReviewMetadata(msgspec.Struct, kw_only=True):
 class MergeQueueSourceBead(msgspec.Struct, kw_only=True):
     bead_id: str
     title: str
-    status: str
+    status: BeadStatus
     body: str | None
 
 
@@ -78,7 +80,7 @@ class MergeQueueConvoyRef(msgspec.Struct, kw_only=True):
     closed_beads: int
     feature_branch: str | None
     # Raw column: NULL stays null here (upstream does not apply the review-then-land default).
-    merge_mode: str | None
+    merge_mode: ConvoyMergeMode | None
 
 
 class MergeQueueAgentRef(msgspec.Struct, kw_only=True):
@@ -120,8 +122,8 @@ class MergeQueueLogBead(msgspec.Struct, kw_only=True):
 
     bead_id: str
     title: str
-    type: str
-    status: str
+    type: BeadType
+    status: BeadStatus
     rig_id: str | None
     metadata: dict[str, Any]
 
@@ -129,7 +131,7 @@ class MergeQueueLogBead(msgspec.Struct, kw_only=True):
 class MergeQueueLogSourceBead(msgspec.Struct, kw_only=True):
     bead_id: str
     title: str
-    status: str
+    status: BeadStatus
 
 
 class MergeQueueLogReviewMetadata(msgspec.Struct, kw_only=True):
@@ -283,7 +285,7 @@ def _row_to_item(row: tuple[Any, ...]) -> MergeQueueItem:
             retry_count=int(row[12] or 0),
         ),
         sourceBead=(
-            MergeQueueSourceBead(bead_id=row[13], title=row[14] or "", status=row[15] or "", body=row[16])
+            MergeQueueSourceBead(bead_id=row[13], title=row[14] or "", status=row[15], body=row[16])
             if row[13]
             else None
         ),
@@ -302,13 +304,13 @@ def _row_to_entry(row: tuple[Any, ...]) -> MergeQueueLogEntry:
     source: MergeQueueLogSourceBead | None
     if bead_type == "merge_request":
         source = (
-            MergeQueueLogSourceBead(bead_id=row[16], title=row[17] or "", status=row[18] or "")
+            MergeQueueLogSourceBead(bead_id=row[16], title=row[17] or "", status=row[18])
             if row[16]
             else None
         )
     else:
         # review_submitted / review_completed are written on the source bead itself.
-        source = MergeQueueLogSourceBead(bead_id=bead_id, title=title, status=status or "") if title else None
+        source = MergeQueueLogSourceBead(bead_id=bead_id, title=title, status=status) if title else None
     return MergeQueueLogEntry(
         event=MergeQueueLogEvent(
             bead_event_id=row[0],
@@ -326,7 +328,7 @@ def _row_to_entry(row: tuple[Any, ...]) -> MergeQueueLogEntry:
                 bead_id=bead_id,
                 title=title,
                 type=bead_type or "merge_request",
-                status=status or "",
+                status=status,
                 rig_id=row[11],
                 metadata=decode_object(row[12]),
             )

@@ -107,7 +107,8 @@ async def enrich_bead(ctx: CallContext, p: EnrichBeadInput) -> BeadSuggestion | 
 
 
 PROCEDURES = [
-    Procedure(G + "sling", "mutation", SlingInput, TownRule("read", via="rig"), sling),
+    # sling creates a bead (then hands it to a polecat): a write, like createBead (rpc.md §3).
+    Procedure(G + "sling", "mutation", SlingInput, TownRule("write", via="rig"), sling),
     Procedure(G + "sendMessage", "mutation", SendMessageInput, TownRule("read"), send_message),
     Procedure(G + "ensureMayor", "mutation", TownIdInput, TownRule("read"), ensure_mayor),
     Procedure(G + "getAgentStreamUrl", "query", TownAgentInput, TownRule("read"), get_agent_stream_url),

@@ -21,15 +21,28 @@ export const http = createTRPCUntypedClient({ links: [httpLink({ url, headers })
 export const batch = createTRPCUntypedClient({ links: [httpBatchLink({ url, headers })] });
 export const streaming = createTRPCUntypedClient({ links: [httpBatchStreamLink({ url, headers })] });
 // The front end's client: splitLink of httpLink (context.skipBatch) and httpBatchLink.
-export const frontEnd = createTRPCUntypedClient({
-  links: [
-    splitLink({
-      condition: (op) => op.context.skipBatch === true,
-      true: httpLink({ url, headers }),
-      false: httpBatchLink({ url, headers }),
-    }),
-  ],
-});
+// `onRequest({url, method, batch, paths})` (optional) sees every HTTP request either link sends.
+export function frontEndClient({ onRequest } = {}) {
+  const observed = onRequest
+    ? (input, init) => {
+        const requestUrl = typeof input === 'string' ? input : input.url ?? String(input);
+        const parsed = new globalThis.URL(requestUrl);
+        const paths = decodeURIComponent(parsed.pathname.replace(/^.*\/trpc\//, '')).split(',');
+        onRequest({ url: requestUrl, method: init?.method ?? 'GET', batch: parsed.searchParams.get('batch') === '1', paths });
+        return globalThis.fetch(input, init);
+      }
+    : undefined;
+  return createTRPCUntypedClient({
+    links: [
+      splitLink({
+        condition: (op) => op.context.skipBatch === true,
+        true: httpLink({ url, headers, fetch: observed }),
+        false: httpBatchLink({ url, headers, fetch: observed }),
+      }),
+    ],
+  });
+}
+export const frontEnd = frontEndClient();
 
 export function webSocketClient() {
   const wsClient = createWSClient({ url: URL_BASE.replace(/^http/, 'ws') + '/trpc', WebSocket, connectionParams: { token: TOKEN } });

@@ -59,7 +59,7 @@ def test_empty_town_snapshot_has_exactly_upstreams_keys(town: apsw.Connection) -
         "recentEvents": [],
     }
     assert list(wire(full)) == ["alarm", "agents", "beads", "patrol", "recentEvents", "billing"]
-    assert wire(full)["billing"] == {"enabled": False, "state": "idle", "runPolicy": "automatic"}
+    assert wire(full)["billing"] == {"enabled": False, "state": "idle", "runPolicy": "automatic", "enforcing": False}
 
 
 def test_status_read_never_writes(town: apsw.Connection) -> None:
@@ -260,11 +260,11 @@ def test_recent_events_stop_at_twenty(town: apsw.Connection) -> None:
 def test_billing_reads_disabled_with_the_stored_run_policy(town: apsw.Connection) -> None:
     assert billing_status(town) == BillingStatus(enabled=False, state="idle", runPolicy="automatic")
     paused = set_run_policy(town, "paused_by_user")
-    assert wire(paused) == {"enabled": False, "state": "paused", "runPolicy": "paused_by_user"}
+    assert wire(paused) == {"enabled": False, "state": "paused", "runPolicy": "paused_by_user", "enforcing": False}
     assert kv_get(town, RUN_POLICY_KEY) == "paused_by_user"
     assert wire(alarm_status(town, with_billing=True))["billing"] == wire(paused)
     resumed = set_run_policy(town, "automatic")
-    assert wire(resumed) == {"enabled": False, "state": "idle", "runPolicy": "automatic"}
+    assert wire(resumed) == {"enabled": False, "state": "idle", "runPolicy": "automatic", "enforcing": False}
 
 
 def test_run_policy_rejects_unknown_values(town: apsw.Connection) -> None:
@@ -288,6 +288,7 @@ def test_billing_optional_keys_appear_only_when_set() -> None:
         "enabled": True,
         "state": "running",
         "runPolicy": "automatic",
+        "enforcing": False,
         "payer": {"type": "org", "id": "org-1"},
         "remaining": 4.5,
         "runUsageSeconds": 900,

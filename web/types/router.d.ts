@@ -173,7 +173,7 @@ export type ConvoyDetail = {
 export type ConvoyBead = {
   bead_id: string;
   title: string;
-  status: string;
+  status: "open" | "in_progress" | "in_review" | "closed" | "failed";
   rig_id: string | null;
   assignee_agent_name: string | null;
 };
@@ -433,6 +433,7 @@ export type BillingStatus = {
   enabled: boolean;
   state: "blocked" | "degraded" | "idle" | "paused" | "running" | "starting" | "stopping" | "warning";
   runPolicy: "automatic" | "paused_by_user";
+  enforcing: boolean;
   payer?: BillingPayer | undefined;
   remaining?: number | undefined;
   minimumRequired?: number | undefined;
@@ -505,7 +506,7 @@ export type MergeQueueItem = {
 
 export type MergeQueueMrBead = {
   bead_id: string;
-  status: string;
+  status: "open" | "in_progress" | "in_review" | "closed" | "failed";
   title: string;
   body: string | null;
   rig_id: string | null;
@@ -525,7 +526,7 @@ export type MergeQueueReviewMetadata = {
 export type MergeQueueSourceBead = {
   bead_id: string;
   title: string;
-  status: string;
+  status: "open" | "in_progress" | "in_review" | "closed" | "failed";
   body: string | null;
 };
 
@@ -535,7 +536,7 @@ export type MergeQueueConvoyRef = {
   total_beads: number;
   closed_beads: number;
   feature_branch: string | null;
-  merge_mode: string | null;
+  merge_mode: "review-then-land" | "review-and-merge" | null;
 };
 
 export type MergeQueueAgentRef = {
@@ -568,8 +569,8 @@ export type MergeQueueLogEvent = {
 export type MergeQueueLogBead = {
   bead_id: string;
   title: string;
-  type: string;
-  status: string;
+  type: "issue" | "message" | "escalation" | "merge_request" | "convoy" | "molecule" | "agent";
+  status: "open" | "in_progress" | "in_review" | "closed" | "failed";
   rig_id: string | null;
   metadata: Record<string, unknown>;
 };
@@ -577,7 +578,7 @@ export type MergeQueueLogBead = {
 export type MergeQueueLogSourceBead = {
   bead_id: string;
   title: string;
-  status: string;
+  status: "open" | "in_progress" | "in_review" | "closed" | "failed";
 };
 
 export type MergeQueueLogReviewMetadata = {
