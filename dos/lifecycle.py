@@ -190,7 +190,9 @@ async def published_owner(runtime: ObjectRuntime, town_id: str) -> PublishedOwne
                 return PublishedOwner("org", owner.organization_id, org_row.created_by_user_id)
     elif owner.owner_user_id:
         users = runtime.namespace(GastownUserDO)
-        if users.exists(owner.owner_user_id):
-            if await users.get(owner.owner_user_id).call(GastownUserDO.get_town, town_id) is not None:
-                return PublishedOwner("user", owner.owner_user_id, owner.owner_user_id)
+        if (
+            users.exists(owner.owner_user_id)
+            and await users.get(owner.owner_user_id).call(GastownUserDO.get_town, town_id) is not None
+        ):
+            return PublishedOwner("user", owner.owner_user_id, owner.owner_user_id)
     return None

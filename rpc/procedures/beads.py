@@ -155,7 +155,7 @@ def _advance(cursor: str | None, seen: set[str], event: BeadEvent) -> tuple[str,
 
 def _one_ms_before(stamp: str) -> str:
     try:
-        moment = datetime.fromisoformat(stamp.replace("Z", "+00:00"))
+        moment = datetime.fromisoformat(stamp)  # Python 3.11 reads the trailing Z
     except ValueError:
         return stamp
     return iso(moment - timedelta(milliseconds=1))
