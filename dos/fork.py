@@ -210,9 +210,12 @@ class ForkService:
             await new_town.call(TownDO.initialize, ownership=lifecycle.ownership_fields(plan.target, token))
             self.fault("initialized")
             mapping: dict[str, str] = {}
-            # Part 0 is the header (config, rigs); "import_part" fires once rows are half-written.
-            after_part = lambda index: self.fault("import_part") if index >= 1 else None
-            report = await new_town.call_bulk(TownDO.import_fork_from, source, self._options(plan), mapping, after_part)
+            # "import_part" fires once rows are half-written (after the first row part).
+            def progress(phase: str, done: int, total: int) -> None:
+                if phase == "import":
+                    self.fault("import_part")
+
+            report = await new_town.call_bulk(TownDO.import_fork_from, source, self._options(plan), mapping, progress)
             self.fault("imported")
             town_rigs = await new_town.call(TownDO.list_rigs)
             creds = await asyncio.gather(

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import msgspec
 
 from dos.kv import kv_get, kv_put
+from dos.pipeline import prefetched
 from dos.runtime import DurableObject, open_snapshot_reader
 from town import (
     agents,
@@ -133,14 +134,15 @@ class TownDO(DurableObject):
         source: Path,
         options: fork_export.ExportOptions,
         rig_id_mapping: dict[str, str],
-        after_part: Callable[[int], None] | None = None,
+        progress: fork_import.Progress | None = None,
     ) -> fork_import.ImportReport:
         """Stream the source's snapshot straight into this town, part by part.
 
         One read transaction on the source (consistent, and the source keeps taking writes),
         inside this call's one write transaction here: memory is bounded by the part size.
+        `progress` hears each phase and the rows done (from this call's worker thread).
         """
-        return copy_fork(self.conn, source, options, rig_id_mapping, after_part)
+        return copy_fork(self.conn, source, options, rig_id_mapping, progress)
 
     def configure_fork_rigs(
         self, user_id: str, kilocode_token: str, rigs_and_creds: list[tuple[rigs.TownRig, Any]]
@@ -257,22 +259,19 @@ def copy_fork(
     source: Path,
     options: fork_export.ExportOptions,
     rig_id_mapping: dict[str, str],
-    after_part: Callable[[int], None] | None = None,
+    progress: fork_import.Progress | None = None,
 ) -> fork_import.ImportReport:
-    """Export from `source` (read-only snapshot) into `target` (a connection, or None for a dry run)."""
+    """Export from `source` (read-only snapshot) into `target` (a connection, or None for a
+    dry run, which reads counts only)."""
+    if target is None:
+        options = msgspec.structs.replace(options, rows=False)
     reader = open_snapshot_reader(source)
     try:
         with reader:
             parts: Iterator[ExportPart] = fork_export.export_parts(reader, options)
-            if after_part is not None:
-                parts = _observed(parts, after_part)
-            report = fork_import.import_fork(target, parts, rig_id_mapping=rig_id_mapping)
-        return report
+            if target is not None:
+                parts = prefetched(parts)  # export and import overlap on two threads
+            report = fork_import.import_fork(target, parts, rig_id_mapping=rig_id_mapping, progress=progress)
     finally:
         reader.close()
-
-
-def _observed(parts: Iterator[ExportPart], after_part: Callable[[int], None]) -> Iterator[ExportPart]:
-    for index, part in enumerate(parts):
-        yield part
-        after_part(index)
+    return report

@@ -7,6 +7,7 @@ the part size whatever the town's size.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterator
 from typing import Any
 
@@ -24,19 +25,14 @@ from town.fork_payload import (
     DependencyRows,
     EscalationRows,
     EventRows,
-    ExportBead,
-    ExportConvoy,
-    ExportDependency,
-    ExportEscalation,
-    ExportEvent,
     ExportPart,
-    ExportReview,
     ExportRig,
     ForkConfig,
     ForkExportHeader,
     ForkExportPayload,
     ForkExportSummary,
     ReviewRows,
+    RowTotals,
     SkippedCounts,
 )
 
@@ -54,30 +50,35 @@ _BEADS_SQL = f"""WITH {_COPIED}
 SELECT b.bead_id, b.type, b.status, b.title, b.body, b.rig_id,
        CASE WHEN b.parent_bead_id IN (SELECT bead_id FROM copied) THEN b.parent_bead_id END,
        b.priority, b.labels, b.metadata, b.created_by, b.created_at, b.updated_at, b.closed_at
-FROM beads b WHERE b.bead_id IN (SELECT bead_id FROM copied)"""
+FROM beads b WHERE b.bead_id IN (SELECT bead_id FROM copied) ORDER BY b.bead_id"""
 
 _EVENTS_SQL = f"""WITH {_COPIED}
 SELECT bead_event_id, bead_id, agent_id, event_type, old_value, new_value, metadata, created_at
-FROM bead_events WHERE bead_id IN (SELECT bead_id FROM copied)"""
+FROM bead_events WHERE bead_id IN (SELECT bead_id FROM copied) ORDER BY bead_event_id"""
 
 _DEPS_SQL = f"""WITH {_COPIED}
 SELECT bead_id, depends_on_bead_id, dependency_type FROM bead_dependencies
-WHERE bead_id IN (SELECT bead_id FROM copied) AND +depends_on_bead_id IN (SELECT bead_id FROM copied)"""
+WHERE bead_id IN (SELECT bead_id FROM copied) AND +depends_on_bead_id IN (SELECT bead_id FROM copied)
+ORDER BY bead_id, depends_on_bead_id"""
+# Every row query reads in its table's key order, so the importer's key b-trees grow
+# append-only (the import's main lever, with indexes built once at the end).
 # The unary `+` keeps SQLite from probing idx_bead_deps_pk once per pair of copied beads
 # (quadratic: a 100k-bead town never finished); it scans edges by bead_id instead.
 
 _REVIEW_SQL = f"""WITH {_COPIED}
 SELECT bead_id, branch, target_branch, merge_commit, pr_url, retry_count FROM review_metadata
-WHERE bead_id IN (SELECT c.bead_id FROM copied c JOIN beads b ON b.bead_id = c.bead_id WHERE b.type = 'merge_request')"""
+WHERE bead_id IN (SELECT c.bead_id FROM copied c JOIN beads b ON b.bead_id = c.bead_id WHERE b.type = 'merge_request') ORDER BY bead_id"""
 
 _ESCALATION_SQL = f"""WITH {_COPIED}
 SELECT bead_id, severity, category, acknowledged, re_escalation_count, acknowledged_at FROM escalation_metadata
-WHERE bead_id IN (SELECT c.bead_id FROM copied c JOIN beads b ON b.bead_id = c.bead_id WHERE b.type = 'escalation')"""
+WHERE bead_id IN (SELECT c.bead_id FROM copied c JOIN beads b ON b.bead_id = c.bead_id WHERE b.type = 'escalation') ORDER BY bead_id"""
 
 _CONVOY_SQL = f"""WITH {_COPIED}
 SELECT bead_id, total_beads, closed_beads, landed_at, feature_branch, merge_mode, staged FROM convoy_metadata
-WHERE bead_id IN (SELECT c.bead_id FROM copied c JOIN beads b ON b.bead_id = c.bead_id WHERE b.type = 'convoy')"""
+WHERE bead_id IN (SELECT c.bead_id FROM copied c JOIN beads b ON b.bead_id = c.bead_id WHERE b.type = 'convoy') ORDER BY bead_id"""
 
+# Events and edges are counted whole here; the skipped ones are those minus the copied ones
+# (two cheap counts instead of two anti-joins over the history).
 _SKIPPED_SQL = f"""WITH {_COPIED}
 SELECT
   (SELECT count(*) FROM beads WHERE status NOT IN ('closed', 'failed') AND type NOT IN ('agent', 'message')),
@@ -85,9 +86,8 @@ SELECT
   (SELECT count(*) FROM beads WHERE type = 'message'),
   (SELECT count(*) FROM beads b LEFT JOIN convoy_metadata cm ON cm.bead_id = b.bead_id
      WHERE b.type = 'convoy' AND b.status IN ('closed', 'failed') AND cm.landed_at IS NULL),
-  (SELECT count(*) FROM bead_events WHERE bead_id NOT IN (SELECT bead_id FROM copied)),
-  (SELECT count(*) FROM bead_dependencies WHERE bead_id NOT IN (SELECT bead_id FROM copied)
-     OR depends_on_bead_id NOT IN (SELECT bead_id FROM copied)),
+  (SELECT count(*) FROM bead_events),
+  (SELECT count(*) FROM bead_dependencies),
   (SELECT count(*) FROM agent_metadata),
   (SELECT count(*) FROM agent_nudges),
   (SELECT count(*) FROM town_events),
@@ -95,11 +95,47 @@ SELECT
      AND parent_bead_id IS NOT NULL AND parent_bead_id NOT IN (SELECT bead_id FROM copied))"""
 
 
+_TOTALS_SQL = f"""WITH {_COPIED}
+SELECT
+  (SELECT count(*) FROM copied),
+  (SELECT count(*) FROM bead_events WHERE bead_id IN (SELECT bead_id FROM copied)),
+  (SELECT count(*) FROM bead_dependencies
+     WHERE bead_id IN (SELECT bead_id FROM copied) AND +depends_on_bead_id IN (SELECT bead_id FROM copied)),
+  (SELECT count(*) FROM review_metadata WHERE bead_id IN
+     (SELECT c.bead_id FROM copied c JOIN beads b ON b.bead_id = c.bead_id WHERE b.type = 'merge_request')),
+  (SELECT count(*) FROM escalation_metadata WHERE bead_id IN
+     (SELECT c.bead_id FROM copied c JOIN beads b ON b.bead_id = c.bead_id WHERE b.type = 'escalation')),
+  (SELECT count(*) FROM convoy_metadata WHERE bead_id IN
+     (SELECT c.bead_id FROM copied c JOIN beads b ON b.bead_id = c.bead_id WHERE b.type = 'convoy'))"""
+
+
+def _stale_refs(table: str) -> str:
+    """Copied rows' top-level metadata rig ids (`rig_id`, `rigId`) naming a rig the source lacks."""
+    stale = " + ".join(
+        f"iif(json_type(metadata, '$.{key}') = 'text'"
+        f" AND json_extract(metadata, '$.{key}') NOT IN (SELECT id FROM rigs), 1, 0)"
+        for key in ("rig_id", "rigId")
+    )
+    return (
+        f"(SELECT coalesce(sum({stale}), 0) FROM {table} WHERE bead_id IN (SELECT bead_id FROM copied)"
+        f" AND instr(metadata, 'rig') > 0 AND json_valid(metadata))"
+    )
+
+
+# What an import clears: references to rigs the source no longer has (every rig it has is
+# mapped to a new one).
+_UNMAPPED_SQL = f"""WITH {_COPIED}
+SELECT (SELECT count(*) FROM beads WHERE bead_id IN (SELECT bead_id FROM copied)
+          AND rig_id IS NOT NULL AND rig_id NOT IN (SELECT id FROM rigs))
+  + {_stale_refs("beads")} + {_stale_refs("bead_events")}"""
+
+
 class ExportOptions(msgspec.Struct, frozen=True, kw_only=True):
     source_town_id: str
     include_env_vars: bool  # the caller asked for them AND may see the source's secrets
     include_git_author: bool
     part_rows: int = DEFAULT_PART_ROWS
+    rows: bool = True  # False: header and summary only (a dry run needs the counts, not the rows)
 
 
 def stored_config(conn: apsw.Connection) -> TownConfig:
@@ -137,6 +173,7 @@ def export_parts(conn: apsw.Connection, options: ExportOptions) -> Iterator[Expo
         ExportRig(id=r[0], name=r[1], git_url=r[2], default_branch=r[3], config=r[4] or "{}")
         for r in conn.execute("SELECT id, name, git_url, default_branch, config FROM rigs ORDER BY created_at, id")
     ]
+    totals = RowTotals(**dict(zip(RowTotals.__struct_fields__, _one_row(conn, _TOTALS_SQL), strict=True)))
     yield ForkExportHeader(
         source_town_id=options.source_town_id,
         exported_at=now_iso(),
@@ -144,28 +181,35 @@ def export_parts(conn: apsw.Connection, options: ExportOptions) -> Iterator[Expo
         env_var_keys=sorted(config.env_vars),
         secrets_not_copied=secrets_present(config),
         rigs=rigs,
+        totals=totals,
     )
-    size = options.part_rows
-    yield from _parts(conn, _BEADS_SQL, ExportBead, BeadRows, size)
-    yield from _parts(conn, _EVENTS_SQL, ExportEvent, EventRows, size)
-    yield from _parts(conn, _DEPS_SQL, ExportDependency, DependencyRows, size)
-    yield from _parts(conn, _REVIEW_SQL, ExportReview, ReviewRows, size)
-    yield from _parts(conn, _ESCALATION_SQL, ExportEscalation, EscalationRows, size)
-    yield from _parts(conn, _CONVOY_SQL, ExportConvoy, ConvoyRows, size)
-    counts = conn.execute(_SKIPPED_SQL).fetchone()
-    assert counts is not None  # an aggregate query always returns its one row
+    if options.rows:
+        size = options.part_rows
+        yield from _parts(conn, _BEADS_SQL, BeadRows, size)
+        yield from _parts(conn, _EVENTS_SQL, EventRows, size)
+        yield from _parts(conn, _DEPS_SQL, DependencyRows, size)
+        yield from _parts(conn, _REVIEW_SQL, ReviewRows, size)
+        yield from _parts(conn, _ESCALATION_SQL, EscalationRows, size)
+        yield from _parts(conn, _CONVOY_SQL, ConvoyRows, size)
+    counts = _one_row(conn, _SKIPPED_SQL)
     skipped = SkippedCounts(**dict(zip(SkippedCounts.__struct_fields__, counts[:9], strict=True)))
-    yield ForkExportSummary(skipped=skipped, parents_detached=counts[9])
+    skipped.bead_events -= totals.bead_events
+    skipped.bead_dependencies -= totals.bead_dependencies
+    # A streamed import counts the references it clears itself; only a count-only export
+    # (dry run) pays for finding them here.
+    unmapped = None if options.rows else _one_row(conn, _UNMAPPED_SQL)[0]
+    yield ForkExportSummary(skipped=skipped, parents_detached=counts[9], rig_refs_unmapped=unmapped)
 
 
-def _parts(conn: apsw.Connection, sql: str, row_type: Any, part_type: Any, size: int) -> Iterator[Any]:
-    rows: list[Any] = []
-    for row in conn.execute(sql):
-        rows.append(row_type(*row))
-        if len(rows) >= size:
-            yield part_type(rows)
-            rows = []
-    if rows:
+def _one_row(conn: apsw.Connection, sql: str) -> tuple[Any, ...]:
+    row = conn.execute(sql).fetchone()
+    assert row is not None  # an aggregate query always returns its one row
+    return tuple(row)
+
+
+def _parts(conn: apsw.Connection, sql: str, part_type: Any, size: int) -> Iterator[Any]:
+    cursor = conn.execute(sql)
+    while rows := list(itertools.islice(cursor, size)):
         yield part_type(rows)
 
 

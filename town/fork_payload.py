@@ -13,7 +13,7 @@ from msgspec import UNSET, UnsetType
 
 from town.config import ContainerConfig, CustomInstructions, RefineryConfig, RoleModels
 
-FORK_PAYLOAD_VERSION = 1
+FORK_PAYLOAD_VERSION = 2  # 2: row tuples, header totals, summary rig_refs_unmapped
 
 # TownConfig fields a fork copies (fork.md §3). Everything else is never copied.
 COPIED_CONFIG_FIELDS = (
@@ -71,70 +71,48 @@ class ForkExportHeader(msgspec.Struct, kw_only=True, tag="header"):
     env_var_keys: list[str]  # every env var key of the source, copied or not
     secrets_not_copied: list[str]  # names of secret settings the source has (never values)
     rigs: list[ExportRig]
+    totals: RowTotals
 
 
-class ExportBead(msgspec.Struct, array_like=True):
-    """A copied bead; assignee and dispatch state are already cleared, parent already resolved."""
+# Rows travel as plain tuples in their table's column order (a JSON array each on the wire, as
+# the array-like Structs of version 1 were): the exporter hands SQLite's rows over as they
+# come and the importer binds them as they are, so no per-row Python object is built.
 
-    bead_id: str
-    type: str
-    status: str
-    title: str
-    body: str | None
-    rig_id: str | None
-    parent_bead_id: str | None
-    priority: str | None
-    labels: str | None
-    metadata: str | None
-    created_by: str | None
-    created_at: str
-    updated_at: str
-    closed_at: str | None
+ExportBead = tuple[
+    str,  # bead_id
+    str,  # type
+    str,  # status
+    str,  # title
+    str | None,  # body
+    str | None,  # rig_id (source rig; the importer maps it)
+    str | None,  # parent_bead_id (already cleared when the parent is not copied)
+    str | None,  # priority
+    str | None,  # labels (JSON text)
+    str | None,  # metadata (JSON text; the importer maps top-level rig ids)
+    str | None,  # created_by
+    str,  # created_at
+    str,  # updated_at
+    str | None,  # closed_at
+]
+"""A copied bead; assignee and dispatch state are already cleared, parent already resolved."""
 
-
-class ExportEvent(msgspec.Struct, array_like=True):
-    bead_event_id: str
-    bead_id: str
-    agent_id: str | None
-    event_type: str
-    old_value: str | None
-    new_value: str | None
-    metadata: str | None
-    created_at: str
-
-
-class ExportDependency(msgspec.Struct, array_like=True):
-    bead_id: str
-    depends_on_bead_id: str
-    dependency_type: str
-
-
-class ExportReview(msgspec.Struct, array_like=True):
-    bead_id: str
-    branch: str
-    target_branch: str
-    merge_commit: str | None
-    pr_url: str | None
-    retry_count: int | None
-
-
-class ExportEscalation(msgspec.Struct, array_like=True):
-    bead_id: str
-    severity: str
-    category: str | None
-    acknowledged: int
-    re_escalation_count: int
-    acknowledged_at: str | None
-
-
-class ExportConvoy(msgspec.Struct, array_like=True):
-    bead_id: str
-    total_beads: int
-    closed_beads: int
-    landed_at: str | None
-    feature_branch: str | None
-    merge_mode: str | None
-    staged: int
+ExportEvent = tuple[
+    str,  # bead_event_id
+    str,  # bead_id
+    str | None,  # agent_id
+    str,  # event_type
+    str | None,  # old_value
+    str | None,  # new_value
+    str | None,  # metadata (JSON text)
+    str,  # created_at
+]
+ExportDependency = tuple[str, str, str]  # bead_id, depends_on_bead_id, dependency_type
+# bead_id, branch, target_branch, merge_commit, pr_url, retry_count (review timers cleared)
+ExportReview = tuple[str, str, str, str | None, str | None, int | None]
+# bead_id, severity, category, acknowledged, re_escalation_count, acknowledged_at
+ExportEscalation = tuple[str, str, str | None, int, int, str | None]
+# bead_id, total_beads, closed_beads, landed_at, feature_branch, merge_mode, staged
+ExportConvoy = tuple[str, int, int, str | None, str | None, str | None, int]
 
 
 class BeadRows(msgspec.Struct, tag="beads"):
@@ -161,6 +139,22 @@ class ConvoyRows(msgspec.Struct, tag="convoy_metadata"):
     rows: list[ExportConvoy]
 
 
+class RowTotals(msgspec.Struct, kw_only=True):
+    """Rows the export will stream, per table (counted in the export's snapshot up front, so an
+    importer can report progress and a dry run needs no rows at all)."""
+
+    beads: int = 0
+    bead_events: int = 0
+    bead_dependencies: int = 0
+    review_metadata: int = 0
+    escalation_metadata: int = 0
+    convoy_metadata: int = 0
+
+    @property
+    def rows(self) -> int:
+        return sum(msgspec.structs.astuple(self))
+
+
 class SkippedCounts(msgspec.Struct, kw_only=True):
     beads_active: int = 0
     beads_agent: int = 0
@@ -176,6 +170,10 @@ class SkippedCounts(msgspec.Struct, kw_only=True):
 class ForkExportSummary(msgspec.Struct, kw_only=True, tag="summary"):
     skipped: SkippedCounts
     parents_detached: int
+    # Rig references (bead rig_id columns, top-level metadata rig ids of copied beads and
+    # events) naming a rig the source no longer has, which an import clears. Counted here only
+    # for a count-only export (rows=False); a streamed import counts what it clears.
+    rig_refs_unmapped: int | None = None
 
 
 ExportPart = (

@@ -36,6 +36,7 @@ from town.errors import BadRequest
 from town.fork_export import ExportOptions, export_for_fork, export_parts
 from town.fork_import import ImportReport, import_fork
 from town.fork_payload import (
+    FORK_PAYLOAD_VERSION,
     BeadRows,
     ConvoyRows,
     DependencyRows,
@@ -159,7 +160,7 @@ def test_payload_never_carries_a_token_and_env_values_only_when_allowed(
 def test_header_has_the_whitelisted_config_and_names_secrets_without_values(source: Source) -> None:
     header = export_for_fork(source.conn, source.options()).parts[0]
     assert isinstance(header, ForkExportHeader)
-    assert (header.version, header.source_town_id) == (1, SOURCE_ID)
+    assert (header.version, header.source_town_id) == (FORK_PAYLOAD_VERSION, SOURCE_ID)
     assert msgspec.to_builtins(header.config) == {
         **COPIED_CONFIG,
         **GIT_AUTHOR,
@@ -389,7 +390,11 @@ def test_import_creates_every_rig_with_a_new_id_and_the_same_settings(
 def test_dry_run_import_reports_the_same_counts_and_writes_nothing(
     source: Source, target: apsw.Connection
 ) -> None:
-    dry = import_fork(None, export_for_fork(source.conn, source.options()).parts, rig_id_mapping={})
+    # A dry run exports counts only (no rows); its numbers must be the real import's.
+    count_only = msgspec.structs.replace(source.options(), rows=False)
+    dry_parts = export_for_fork(source.conn, count_only).parts
+    assert not any(isinstance(p, ROW_PARTS) for p in dry_parts)
+    dry = import_fork(None, dry_parts, rig_id_mapping={})
     real = _import(target, export_for_fork(source.conn, source.options()))
     assert (dry.copied, dry.skipped, dry.parents_detached, dry.rig_refs_unmapped) == (
         real.copied,
@@ -466,8 +471,8 @@ def test_import_refuses_an_unknown_payload_version_or_an_incomplete_payload(
     parts = export_for_fork(source.conn, source.options()).parts
     header = parts[0]
     assert isinstance(header, ForkExportHeader)
-    future = msgspec.structs.replace(header, version=2)
-    with pytest.raises(BadRequest, match="version 2"), target:
+    future = msgspec.structs.replace(header, version=FORK_PAYLOAD_VERSION + 1)
+    with pytest.raises(BadRequest, match=f"version {FORK_PAYLOAD_VERSION + 1}"), target:
         import_fork(target, [future, *parts[1:]], rig_id_mapping={})
     with pytest.raises(BadRequest, match="Incomplete"), target:
         import_fork(target, parts[:-1], rig_id_mapping={})
