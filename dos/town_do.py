@@ -9,7 +9,6 @@ from typing import Any
 import msgspec
 
 from dos.kv import kv_get, kv_put
-from dos.pipeline import prefetched
 from dos.runtime import DurableObject, open_snapshot_reader
 from town import (
     agents,
@@ -269,8 +268,6 @@ def copy_fork(
     try:
         with reader:
             parts: Iterator[ExportPart] = fork_export.export_parts(reader, options)
-            if target is not None:
-                parts = prefetched(parts)  # export and import overlap on two threads
             report = fork_import.import_fork(target, parts, rig_id_mapping=rig_id_mapping, progress=progress)
     finally:
         reader.close()

@@ -36,7 +36,7 @@ from town.fork_payload import (
     SkippedCounts,
 )
 
-DEFAULT_PART_ROWS = 2000
+DEFAULT_PART_ROWS = 10_000
 
 # The copied set: finished history only (terminal, not agents or mail, convoys only if landed).
 _COPIED = """

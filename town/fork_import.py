@@ -238,7 +238,7 @@ class _Load:
         if self.conn is None or not self.prepared:
             return
         self.conn.execute(f"DROP TABLE IF EXISTS {_RIG_MAP}")
-        self.conn.create_scalar_function(_UNMAPPED_FN, None)
+        self.conn.create_scalar_function(_UNMAPPED_FN, None, 0)
         self.conn.execute("PRAGMA cache_size = -2000")  # SQLite's default
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import apsw
 import msgspec
@@ -126,9 +127,11 @@ def target(tmp_path: Path) -> Iterator[apsw.Connection]:
     conn.close()
 
 
-def _import(target: apsw.Connection, payload: ForkExportPayload) -> ImportReport:
+def _import(
+    target: apsw.Connection, payload: ForkExportPayload, mapping: dict[str, str] | None = None
+) -> ImportReport:
     with target:
-        return import_fork(target, payload.parts, rig_id_mapping={})
+        return import_fork(target, payload.parts, rig_id_mapping=dict(mapping or {}))
 
 
 # -- the payload ------------------------------------------------------------------------------
@@ -478,3 +481,72 @@ def test_import_refuses_an_unknown_payload_version_or_an_incomplete_payload(
         import_fork(target, parts[:-1], rig_id_mapping={})
     assert target.execute("SELECT count(*) FROM beads").fetchone()[0] == 0  # rolled back
     assert target.execute("SELECT count(*) FROM rigs").fetchone()[0] == 0
+
+
+def _schema(conn: apsw.Connection) -> list[tuple[Any, ...]]:
+    return conn.execute(
+        "SELECT type, name, tbl_name, sql FROM sqlite_master WHERE name NOT LIKE 'sqlite_stat%' ORDER BY type, name"
+    ).fetchall()
+
+
+def test_index_late_import_leaves_exactly_the_schema_of_a_normal_town(
+    source: Source, target: apsw.Connection, tmp_path: Path
+) -> None:
+    normal = apsw.Connection(str(tmp_path / "normal.sqlite3"))
+    apply_migrations(normal, TOWN_MIGRATIONS)
+    expected = _schema(normal)
+    assert any(row[0] == "index" and row[3] for row in expected)  # the secondary indexes exist
+    _import(target, export_for_fork(source.conn, source.options(part_rows=3)))
+    assert _schema(target) == expected
+    assert target.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
+    # no trace of the load: its temp map, SQL function and page cache setting are gone
+    assert target.execute("SELECT count(*) FROM temp.sqlite_master").fetchone()[0] == 0
+    with pytest.raises(apsw.SQLError):
+        target.execute("SELECT fork_rig_unmapped()").fetchall()
+    assert target.execute("PRAGMA cache_size").fetchone()[0] == -2000
+
+
+def test_a_failed_import_rolls_back_to_the_full_schema(source: Source, target: apsw.Connection, tmp_path: Path) -> None:
+    before = _schema(target)
+    parts = export_for_fork(source.conn, source.options(part_rows=2)).parts
+    with pytest.raises(BadRequest, match="Incomplete"), target:
+        import_fork(target, parts[:-1], rig_id_mapping={})  # rows written, indexes dropped, then it fails
+    assert _schema(target) == before
+    assert target.execute("SELECT count(*) FROM beads").fetchone()[0] == 0
+
+
+@pytest.mark.parametrize("part_rows", [1, 2, 5, 10_000])
+def test_part_boundaries_do_not_change_what_is_imported(
+    source: Source, tmp_path: Path, part_rows: int
+) -> None:
+    """Every part size yields the same town: rows split at any boundary (inside a table, at a
+    table's end) land exactly once."""
+    results = []
+    for size in (part_rows, 10_000):
+        conn = apsw.Connection(str(tmp_path / f"t-{part_rows}-{size}-{len(results)}.sqlite3"))
+        apply_migrations(conn, TOWN_MIGRATIONS)
+        mapping = {source.rig_a: "aaaaaaaa-0000-4000-8000-000000000001", source.rig_b: "aaaaaaaa-0000-4000-8000-000000000002"}
+        report = _import(conn, export_for_fork(source.conn, source.options(part_rows=size)), mapping)
+        results.append((town_rows(conn), msgspec.to_builtins(report.copied), report.rig_refs_unmapped))
+        conn.close()
+    assert results[0] == results[1]
+
+
+def test_progress_reports_every_phase_in_order_with_rows_reaching_the_total(
+    source: Source, target: apsw.Connection
+) -> None:
+    seen: list[tuple[str, int, int]] = []
+    with target:
+        import_fork(
+            target,
+            export_for_fork(source.conn, source.options(part_rows=2)).parts,
+            rig_id_mapping={},
+            progress=lambda phase, done, total: seen.append((phase, done, total)),
+        )
+    phases = [p for p, _, _ in seen]
+    assert phases[0] == "export" and phases[-2:] == ["indexes", "config"]
+    assert set(phases[1:-2]) == {"import"} and len(phases) > 4
+    done = [d for p, d, _ in seen if p == "import"]
+    total = seen[0][2]
+    assert done == sorted(done) and done[-1] == total > 0
+    assert {t for _, _, t in seen} == {total}
