@@ -63,8 +63,6 @@ ForkPhase = Literal["export", "import", "indexes", "config"]
 # (phase, rows done, rows total); called from the importing thread.
 Progress = Callable[[ForkPhase, int, int], None]
 
-# The importer's page cache while it loads (64 MiB): index builds sort in it.
-IMPORT_CACHE_KIB = 65536
 # The tables a fork loads; their secondary indexes are dropped for the load, rebuilt after.
 _LOADED_TABLES = ("beads", "bead_events", "bead_dependencies", "review_metadata", "escalation_metadata", "convoy_metadata")
 _RIG_MAP_NAME = "fork_rig_map"
@@ -215,7 +213,6 @@ class _Load:
             return
         self.indexes = _drop_secondary_indexes(conn)
         conn.create_scalar_function(_UNMAPPED_FN, self.unmapped.count, 0, deterministic=False)
-        conn.execute(f"PRAGMA cache_size = -{IMPORT_CACHE_KIB}")
         conn.execute(f"CREATE TEMP TABLE {_RIG_MAP_NAME} (old_id TEXT PRIMARY KEY, new_id TEXT NOT NULL)")
         conn.executemany(f"INSERT INTO {_RIG_MAP} (old_id, new_id) VALUES (?, ?)", list(self.mapping.items()))
         self.prepared = True
@@ -239,7 +236,6 @@ class _Load:
             return
         self.conn.execute(f"DROP TABLE IF EXISTS {_RIG_MAP}")
         self.conn.create_scalar_function(_UNMAPPED_FN, None, 0)
-        self.conn.execute("PRAGMA cache_size = -2000")  # SQLite's default
 
 
 class _Counter:
