@@ -24,6 +24,8 @@ from town.fork_payload import (
     DependencyRows,
     EscalationRows,
     EventRows,
+    ExportBead,
+    ExportEvent,
     ExportPart,
     ExportRig,
     ForkConfig,
@@ -65,45 +67,66 @@ Progress = Callable[[ForkPhase, int, int], None]
 
 # The tables a fork loads; their secondary indexes are dropped for the load, rebuilt after.
 _LOADED_TABLES = ("beads", "bead_events", "bead_dependencies", "review_metadata", "escalation_metadata", "convoy_metadata")
-_RIG_MAP_NAME = "fork_rig_map"
-_RIG_MAP = f"temp.{_RIG_MAP_NAME}"
 
 
-_UNMAPPED_FN = "fork_rig_unmapped"
+class _Remapper:
+    """Maps source rig ids to the new town's and counts the references it had to clear."""
+
+    def __init__(self, mapping: dict[str, str]) -> None:
+        self.mapping = mapping
+        self.unmapped = 0
+
+    def rig(self, rig_id: str | None) -> str | None:
+        if rig_id is None:
+            return None
+        new = self.mapping.get(rig_id)
+        if new is None:
+            self.unmapped += 1
+        return new
+
+    def metadata(self, text: str) -> str:
+        """Map the top-level `rig_id`/`rigId` strings of a JSON object; other text is kept."""
+        try:
+            value = msgspec.json.decode(text)
+        except msgspec.DecodeError:
+            return text
+        if not isinstance(value, dict):
+            return text
+        changed = False
+        for key in _RIG_KEYS:
+            old = value.get(key)
+            if isinstance(old, str):
+                value[key] = self.rig(old)
+                changed = True
+        return msgspec.json.encode(value).decode() if changed else text
+
+    # Whole parts at a time. Only rows whose metadata mentions a rig key are rebuilt (a cheap
+    # substring test), so most rows are bound exactly as they arrived.
+    def beads(self, rows: list[ExportBead]) -> list[ExportBead]:
+        meta = self.metadata
+        return [
+            (*b[:5], self.rig(b[5]), *b[6:9], b[9] if b[9] is None or not _mentions_rig(b[9]) else meta(b[9]), *b[10:])
+            for b in rows
+        ]
+
+    def events(self, rows: list[ExportEvent]) -> list[ExportEvent]:
+        meta = self.metadata
+        return [e if (m := e[6]) is None or not _mentions_rig(m) else (*e[:6], meta(m), e[7]) for e in rows]
 
 
-def _mapped_rig(param: str) -> str:
-    """SQL for the new id of the (non-null) rig id `param`; a rig the map lacks reads as NULL
-    and is counted by the importer's SQL function (called only for those rows)."""
-    return f"coalesce((SELECT new_id FROM {_RIG_MAP} WHERE old_id = {param}), {_UNMAPPED_FN}())"
+def _mentions_rig(text: str) -> bool:
+    return "rig_id" in text or "rigId" in text
 
 
-def _mapped_metadata(param: str) -> str:
-    """SQL mapping the top-level `rig_id`/`rigId` string values of a JSON object (NULL when the
-    rig is not mapped); any other text (no rig key, invalid JSON, not an object) stays as is."""
-    mapped = param
-    for key in _RIG_KEYS:
-        path = f"'$.{key}'"
-        mapped = (
-            f"CASE WHEN json_type({param}, {path}) = 'text'"
-            f" THEN json_set({mapped}, {path}, {_mapped_rig(f'json_extract({param}, {path})')}) ELSE {mapped} END"
-        )
-    return (
-        f"CASE WHEN {param} IS NULL OR instr({param}, 'rig') = 0 OR NOT json_valid({param})"
-        f" OR json_type({param}) <> 'object' THEN {param} ELSE {mapped} END"
-    )
-
-
-# Each statement binds a row tuple exactly as exported; mapping happens inside SQLite.
+# Each statement binds a row tuple in its export column order (one prepared statement a part).
 _INSERT_BEADS = (
     "INSERT INTO beads (bead_id, type, status, title, body, rig_id, parent_bead_id, assignee_agent_bead_id,"
     " priority, labels, metadata, dispatch_attempts, last_dispatch_attempt_at, created_by, created_at,"
-    f" updated_at, closed_at) VALUES (?1, ?2, ?3, ?4, ?5, iif(?6 IS NULL, NULL, {_mapped_rig('?6')}), ?7, NULL, ?8, ?9,"
-    f" {_mapped_metadata('?10')}, 0, NULL, ?11, ?12, ?13, ?14)"
+    " updated_at, closed_at) VALUES (?, ?, ?, ?, ?, ?, ?, NULL, ?, ?, ?, 0, NULL, ?, ?, ?, ?)"
 )
 _INSERT_EVENTS = (
     "INSERT INTO bead_events (bead_event_id, bead_id, agent_id, event_type, old_value, new_value, metadata,"
-    f" created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, {_mapped_metadata('?7')}, ?8)"
+    " created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
 )
 _INSERT_DEPENDENCIES = "INSERT INTO bead_dependencies (bead_id, depends_on_bead_id, dependency_type) VALUES (?, ?, ?)"
 # Review timers are runtime state of the source's queue: cleared.
@@ -142,21 +165,18 @@ def import_fork(
 
     The load is shaped for SQLite: secondary indexes are dropped first and rebuilt once at the
     end (a sorted build instead of random inserts), rows arrive in key order (append-only key
-    b-trees), each part is one prepared statement over its row tuples, and rig ids are mapped
-    by SQLite from a temporary table, so no Python code runs per row.
+    b-trees), and each part is one prepared statement over its row tuples; only the rows that
+    mention a rig are rebuilt to map it.
     """
     report = (lambda *_: None) if progress is None else progress
     load = _Load(conn, rig_id_mapping, report)
-    try:
-        for part in parts:
-            load.add(part)
-        if load.header is None or load.summary is None:
-            raise BadRequest("Incomplete fork payload: header or summary missing")
-        load.finish()
-    finally:
-        load.close()
+    for part in parts:
+        load.add(part)
     header, summary = load.header, load.summary
-    unmapped = load.unmapped.value if summary.rig_refs_unmapped is None else summary.rig_refs_unmapped
+    if header is None or summary is None:
+        raise BadRequest("Incomplete fork payload: header or summary missing")
+    load.finish()
+    unmapped = load.remap.unmapped if summary.rig_refs_unmapped is None else summary.rig_refs_unmapped
     return ImportReport(
         source_town_id=header.source_town_id,
         copied=load.copied,
@@ -179,7 +199,7 @@ class _Load:
         self.copied = CopiedCounts()
         self.header: ForkExportHeader | None = None
         self.summary: ForkExportSummary | None = None
-        self.unmapped = _Counter()
+        self.remap = _Remapper(mapping)
         self.indexes: list[tuple[str, str]] = []
         self.total = self.done = 0
         self.prepared = False
@@ -194,7 +214,12 @@ class _Load:
             if not self.prepared:
                 raise BadRequest("Fork payload rows arrived before its header")
             sql, table = _INSERTS[type(part)]
-            conn.executemany(sql, part.rows)
+            rows = part.rows
+            if isinstance(part, BeadRows):
+                rows = self.remap.beads(part.rows)
+            elif isinstance(part, EventRows):
+                rows = self.remap.events(part.rows)
+            conn.executemany(sql, rows)
             setattr(self.copied, table, getattr(self.copied, table) + len(part.rows))
             self.done += len(part.rows)
             self.report("import", self.done, self.total)
@@ -212,9 +237,6 @@ class _Load:
             self.copied = CopiedCounts(**msgspec.structs.asdict(header.totals), rigs=len(header.rigs))
             return
         self.indexes = _drop_secondary_indexes(conn)
-        conn.create_scalar_function(_UNMAPPED_FN, self.unmapped.count, 0, deterministic=False)
-        conn.execute(f"CREATE TEMP TABLE {_RIG_MAP_NAME} (old_id TEXT PRIMARY KEY, new_id TEXT NOT NULL)")
-        conn.executemany(f"INSERT INTO {_RIG_MAP} (old_id, new_id) VALUES (?, ?)", list(self.mapping.items()))
         self.prepared = True
         _insert_rigs(conn, header, self.mapping)
         self.copied.rigs = len(header.rigs)
@@ -228,24 +250,6 @@ class _Load:
             conn.execute(sql)
         self.report("config", self.done, self.total)
         _apply_config(conn, header.config)
-
-    def close(self) -> None:
-        """Leave the connection as it was, whether the load finished or failed (a failed load's
-        writes, index drops included, roll back with the caller's transaction)."""
-        if self.conn is None or not self.prepared:
-            return
-        self.conn.execute(f"DROP TABLE IF EXISTS {_RIG_MAP}")
-        self.conn.create_scalar_function(_UNMAPPED_FN, None, 0)
-
-
-class _Counter:
-    def __init__(self) -> None:
-        self.value = 0
-
-    def count(self, *_: object) -> None:
-        """SQL function `fork_rig_unmapped()`: counts one cleared reference, answers NULL."""
-        self.value += 1
-
 
 def _drop_secondary_indexes(conn: apsw.Connection) -> list[tuple[str, str]]:
     """Drop the loaded tables' own indexes (not the implicit key indexes, which cannot be
