@@ -11,7 +11,7 @@ from typing import Any, ClassVar, TypeVar
 import msgspec
 
 from dos.kv import kv_delete, kv_get, kv_put
-from dos.runtime import DurableObject
+from dos.runtime import DurableObject, memoized_read
 from town import owners
 from town.clock import now_iso
 from town.schema import ORG_MIGRATIONS, USER_MIGRATIONS
@@ -108,6 +108,7 @@ class OwnerDO(DurableObject):
             now=now_iso(),
         )
 
+    @memoized_read
     def get_rig(self, rig_id: str) -> owners.Rig | None:
         return owners.get_owner_rig(self.conn, rig_id)
 
@@ -131,6 +132,7 @@ class GastownUserDO(OwnerDO):
         self._set_forked_from(town_id, forked_from)
         return self._with_lineage(town)
 
+    @memoized_read
     def get_town(self, town_id: str) -> owners.Town | None:
         town = owners.get_user_town(self.conn, town_id)
         return None if town is None else self._with_lineage(town)
@@ -187,6 +189,7 @@ class GastownOrgDO(OwnerDO):
         self._set_forked_from(town_id, forked_from)
         return self._with_lineage(town)
 
+    @memoized_read
     def get_town(self, town_id: str) -> owners.OrgTown | None:
         town = owners.get_org_town(self.conn, town_id)
         return None if town is None else self._with_lineage(town)

@@ -6,6 +6,17 @@ writes made by a call commit together or not at all. Calls on one instance are s
 (an asyncio lock queues them without holding threads; a thread lock makes the guarantee hold
 even if an awaiting caller is cancelled while its work still runs). Different instances run
 in parallel, bounded by the shared thread pool.
+
+Methods marked `@memoized_read` (short reads whose result depends only on the instance's own
+database, e.g. an owner object's town row) are answered from the instance's memory when the
+same call was answered before and no other call has run on the instance since: no thread hop,
+no SQL. Every write to an object's database goes through a call on that object, and every call
+that is not a memoized read bumps the instance's generation inside the thread lock, right after
+its transaction ends; an answer is remembered with the generation it was computed at and used
+only while that is still current. So a hit is the answer the call would have given had it run
+at that moment (a write still running is not acknowledged yet: answering as before it is a
+valid order). Memoized results are shared between callers: they must be immutable (frozen
+Structs, tuples, None).
 """
 
 from __future__ import annotations
@@ -33,6 +44,16 @@ R = TypeVar("R")
 T = TypeVar("T", bound="DurableObject")
 
 _SAFE_ID_CHAR = re.compile(r"[A-Za-z0-9._-]")
+_SAFE_ID = re.compile(r"[A-Za-z0-9._-]+")
+# Memoized answers kept per open instance (LRU); instances themselves are bounded (max_open).
+MEMO_ENTRIES = 256
+_MISS: Any = object()
+
+
+def memoized_read(fn: Callable[P, R]) -> Callable[P, R]:
+    """Mark an object method as a memoizable read (see the module docstring)."""
+    fn.__memoized_read__ = True  # type: ignore[attr-defined]
+    return fn
 
 
 class DurableObject:
@@ -78,6 +99,17 @@ def open_snapshot_reader(path: Path) -> apsw.Connection:
     return conn
 
 
+def _memo_key(fn: Callable[..., Any], args: tuple[Any, ...]) -> tuple[Any, ...] | None:
+    if not getattr(fn, "__memoized_read__", False):
+        return None
+    key = (fn, *args)
+    try:
+        hash(key)
+    except TypeError:  # an unhashable argument: such a call is simply not memoized
+        return None
+    return key
+
+
 class _Instance(Generic[T]):
     def __init__(self, obj: T) -> None:
         self.obj = obj
@@ -85,6 +117,23 @@ class _Instance(Generic[T]):
         self.thread_lock = threading.Lock()
         self.closed = False  # connection closed: evicted (reopens on next use) or destroyed
         self.destroyed = False
+        # Bumped (under thread_lock) by every call that is not a memoized read, after it ran.
+        self.generation = 0
+        # (method, *args) -> (generation, answer) of memoized reads; touched on the loop only.
+        self.memo: OrderedDict[tuple[Any, ...], tuple[int, Any]] = OrderedDict()
+
+    def remembered(self, key: tuple[Any, ...]) -> Any:
+        entry = self.memo.get(key)
+        if entry is None or entry[0] != self.generation or self.closed or self.destroyed:
+            return _MISS
+        self.memo.move_to_end(key)
+        return entry[1]
+
+    def remember(self, key: tuple[Any, ...], generation: int, value: Any) -> None:
+        self.memo[key] = (generation, value)
+        self.memo.move_to_end(key)
+        if len(self.memo) > MEMO_ENTRIES:
+            self.memo.popitem(last=False)
 
 
 class Namespace(Generic[T]):
@@ -168,6 +217,14 @@ class Namespace(Generic[T]):
     async def _call(
         self, object_id: str, bulk: bool, fn: Callable[Concatenate[T, P], R], *args: P.args, **kwargs: P.kwargs
     ) -> R:
+        memo_key = _memo_key(fn, args) if not kwargs and not bulk else None
+        if memo_key is not None:
+            known = self._instances.get(object_id)
+            if known is not None:
+                value = known.remembered(memo_key)
+                if value is not _MISS:
+                    self._runtime.touch(self, object_id)
+                    return value  # type: ignore[no-any-return]
         inst = await self._instance(object_id)
         async with inst.queue:
             if inst.destroyed:
@@ -176,19 +233,28 @@ class Namespace(Generic[T]):
             if inst.closed:  # evicted while this call waited: reopen
                 return await self._call(object_id, bulk, fn, *args, **kwargs)
 
-            def work() -> R:
-                with inst.thread_lock, inst.obj.conn:
-                    result = fn(inst.obj, *args, **kwargs)
-                return result
+            def work() -> tuple[int, R]:
+                with inst.thread_lock:
+                    generation = inst.generation
+                    try:
+                        with inst.obj.conn:
+                            result = fn(inst.obj, *args, **kwargs)
+                    finally:
+                        if memo_key is None:  # this call may have written
+                            inst.generation = generation + 1
+                return generation, result
 
             future = self._runtime.submit(work, bulk=bulk)
             try:
-                return await asyncio.shield(future)
+                generation, result = await asyncio.shield(future)
             except asyncio.CancelledError:
                 # Keep the queue held until the work is really done, so the next call never
                 # overlaps it; the caller still sees its cancellation.
                 await asyncio.wait([future])
                 raise
+            if memo_key is not None:
+                inst.remember(memo_key, generation, result)
+            return result
 
     async def destroy(self, object_id: str) -> None:
         """Close the instance and delete its database file and WAL/SHM companions."""

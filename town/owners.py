@@ -16,13 +16,13 @@ from town.errors import NotFound
 OwnerKind = Literal["user", "org"]
 
 
-class ForkedFrom(msgspec.Struct, kw_only=True):
+class ForkedFrom(msgspec.Struct, kw_only=True, frozen=True):
     town_id: str
     forked_at: str
     by_user_id: str
 
 
-class Town(msgspec.Struct, kw_only=True):
+class Town(msgspec.Struct, kw_only=True, frozen=True):
     id: str
     name: str
     owner_user_id: str
@@ -32,7 +32,7 @@ class Town(msgspec.Struct, kw_only=True):
     forked_from: ForkedFrom | None = None
 
 
-class OrgTown(msgspec.Struct, kw_only=True):
+class OrgTown(msgspec.Struct, kw_only=True, frozen=True):
     id: str
     name: str
     owner_org_id: str
@@ -45,7 +45,7 @@ class OrgTown(msgspec.Struct, kw_only=True):
     forked_from: ForkedFrom | None = None
 
 
-class Rig(msgspec.Struct, kw_only=True):
+class Rig(msgspec.Struct, kw_only=True, frozen=True):
     """A `user_rigs` row, which is also the API's Rig output."""
 
     id: str

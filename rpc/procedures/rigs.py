@@ -28,7 +28,7 @@ G = "gastown."
 RIG_BEADS_LIMIT = 500  # the rig page lists what is in progress; bounded like every list
 
 
-class RigDetail(Rig, kw_only=True):
+class RigDetail(Rig, kw_only=True, frozen=True):
     """A rig plus its override config, its agents and its beads in progress (getRig /
     updateRigConfig)."""
 
