@@ -17,7 +17,7 @@ from starlette.routing import Route, WebSocketRoute
 from dos.fork import ForkService
 from dos.git_tokens import GitTokenProvider
 from dos.runtime import ObjectRuntime
-from rpc.auth import mint_token
+from rpc.auth import TokenCache, mint_token
 from rpc.cors import CorsMiddleware
 from rpc.jsonrpc import handle_jsonrpc
 from rpc.procedures import build_router
@@ -63,7 +63,13 @@ def create_app(settings: Settings, router: Router | None = None) -> Starlette:
             lambda user_id: mint_token(settings.secret, user_id),
             crash_point(settings.fault_inject),
         )
-        services = Services(settings=settings, runtime=runtime, router=router or build_router(), forks=forks)
+        services = Services(
+            settings=settings,
+            runtime=runtime,
+            router=router or build_router(),
+            forks=forks,
+            tokens=TokenCache(settings.secret),
+        )
         app.state.services = services
         from rpc.startup import on_startup
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import threading
 import time
 import uuid
+from collections import OrderedDict
 from typing import Literal
 
 import jwt
@@ -42,8 +44,9 @@ class Caller(msgspec.Struct, frozen=True):
         return None
 
 
-def authenticate(token: str | None, secret: str) -> Caller:
-    """Verify the token and the gastown access claim; never echoes the token."""
+def _verify(token: str | None, secret: str) -> tuple[Caller, int | None]:
+    """Verify the token and the gastown access claim; never echoes the token. The caller and
+    the token's `exp` (as PyJWT reads it: an integer), if it has one."""
     if not token:
         raise RpcError("UNAUTHORIZED", "Missing bearer token")
     try:
@@ -62,12 +65,52 @@ def authenticate(token: str | None, secret: str) -> Caller:
         raise RpcError("UNAUTHORIZED", "Invalid token claims: empty kiloUserId")
     if not (claims.gastownAccess or claims.isAdmin):
         raise RpcError("FORBIDDEN", "Gastown access required")
-    return Caller(
+    caller = Caller(
         user_id=claims.kiloUserId,
         is_admin=claims.isAdmin,
         gastown_access=claims.gastownAccess,
         org_memberships=tuple(claims.orgMemberships),
     )
+    # jwt.decode has checked that a present `exp` is an integer-convertible value.
+    return caller, (int(payload["exp"]) if "exp" in payload else None)
+
+
+class TokenCache:
+    """Verifies bearer tokens, remembering each one that verified until its `exp`.
+
+    A token's claims are covered by its signature, so a token that verified once verifies the
+    same way for as long as it has not expired: a hit only rechecks the expiry, exactly as PyJWT
+    does (expired once `exp <= now`). Only successes are kept; every refusal is re-verified.
+    The keys are bearer tokens: they are never logged, printed or handed out.
+    """
+
+    def __init__(self, secret: str, max_entries: int = 4096) -> None:
+        self._secret = secret
+        self._max_entries = max_entries
+        self._entries: OrderedDict[str, tuple[Caller, int | None]] = OrderedDict()
+        self._lock = threading.Lock()  # callers are on the event loop, but stay safe off it
+
+    def __repr__(self) -> str:
+        return f"TokenCache({len(self._entries)} of {self._max_entries})"
+
+    def authenticate(self, token: str | None) -> Caller:
+        if token:
+            with self._lock:
+                entry = self._entries.get(token)
+                if entry is not None:
+                    caller, exp = entry
+                    if exp is None or time.time() < exp:
+                        self._entries.move_to_end(token)
+                        return caller
+                    del self._entries[token]
+                    raise RpcError("UNAUTHORIZED", "Token expired")
+        caller, exp = _verify(token, self._secret)
+        assert token is not None  # _verify refuses an empty token
+        with self._lock:
+            self._entries[token] = (caller, exp)
+            if len(self._entries) > self._max_entries:
+                self._entries.popitem(last=False)
+        return caller
 
 
 def mint_token(

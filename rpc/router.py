@@ -17,7 +17,7 @@ from typing import Any, Literal, Protocol
 
 import msgspec
 
-from rpc.auth import Caller, authenticate
+from rpc.auth import Caller
 from rpc.errors import RpcError
 
 Kind = Literal["query", "mutation", "subscription"]
@@ -85,7 +85,7 @@ class Router:
     async def prepare(
         self, services: Any, token: str | None, proc: Procedure, raw_input: Any
     ) -> tuple[CallContext, Any]:
-        caller = authenticate(token, services.settings.secret)
+        caller = services.tokens.authenticate(token)
         params = decode_input(proc, raw_input)
         ctx = CallContext(services=services, caller=caller, path=proc.path)
         await proc.access.check(ctx, params)

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from dos.fork import ForkService
 from dos.runtime import ObjectRuntime
+from rpc.auth import TokenCache
 from rpc.router import Router
 from rpc.settings import Settings
 
@@ -16,3 +17,4 @@ class Services:
     runtime: ObjectRuntime
     router: Router
     forks: ForkService
+    tokens: TokenCache
