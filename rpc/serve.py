@@ -30,12 +30,16 @@ def main() -> None:
         print(f"try: curl -H \"Authorization: Bearer $TOKEN\" '{url}/trpc/gastown.listTowns'", flush=True)
     app = create_app(settings)
     # access_log off: uvicorn would log query strings, and SSE carries the token there.
+    # uvloop and httptools (dependencies) explicitly: "auto" would fall back silently to the
+    # slower asyncio loop and h11 parser if they were missing.
     uvicorn.run(
         app,
         host=settings.host,
         port=settings.port,
         log_level=settings.log_level.lower(),
         access_log=False,
+        loop="uvloop",
+        http="httptools",
         ws="websockets-sansio",
         timeout_graceful_shutdown=10,
     )
