@@ -70,6 +70,8 @@ def encode_object_id(object_id: str) -> str:
     """File-name form of an id: characters outside [A-Za-z0-9._-] percent-encoded (UTF-8)."""
     if not object_id:
         raise ValueError("object id must not be empty")
+    if _SAFE_ID.fullmatch(object_id):  # the common case: uuids and plain user ids
+        return object_id
     out: list[str] = []
     for ch in object_id:
         if _SAFE_ID_CHAR.fullmatch(ch):

@@ -25,7 +25,8 @@ from rpc.request_log import RequestLogMiddleware
 from rpc.router import Router
 from rpc.services import Services
 from rpc.settings import Settings
-from rpc.trpc_http import handle_trpc_http
+from rpc.trpc_http import METHODS as TRPC_HTTP_METHODS
+from rpc.trpc_http import TrpcHttpShortcut, handle_trpc_http
 from rpc.trpc_ws import handle_trpc_ws
 
 VERSION = "0.1.0"
@@ -85,10 +86,11 @@ def create_app(settings: Settings, router: Router | None = None) -> Starlette:
         Route("/rpc", handle_jsonrpc, methods=["POST", "OPTIONS"]),
         WebSocketRoute("/trpc", handle_trpc_ws),
         WebSocketRoute("/trpc/", handle_trpc_ws),
-        Route("/trpc/{path:path}", handle_trpc_http, methods=["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]),
+        Route("/trpc/{path:path}", handle_trpc_http, methods=list(TRPC_HTTP_METHODS)),
     ]
     middleware = [
         Middleware(RequestLogMiddleware),
         Middleware(CorsMiddleware, origins=settings.cors_origins, dev_mode=settings.dev_mode),
+        Middleware(TrpcHttpShortcut),
     ]
     return Starlette(routes=routes, middleware=middleware, lifespan=lifespan)

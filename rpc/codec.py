@@ -24,9 +24,17 @@ def decode(data: bytes | str) -> Any:
         value = _decoder.decode(data)
     except RecursionError:  # msgspec's own nesting limit, far past ours
         raise ValueError(f"JSON nesting deeper than {MAX_JSON_DEPTH} levels") from None
-    if _depth_exceeds(value, MAX_JSON_DEPTH):
+    if _may_nest_deeper(data, MAX_JSON_DEPTH) and _depth_exceeds(value, MAX_JSON_DEPTH):
         raise ValueError(f"JSON nesting deeper than {MAX_JSON_DEPTH} levels")
     return value
+
+
+def _may_nest_deeper(data: bytes | str, limit: int) -> bool:
+    """False when the text has too few brackets to nest past `limit` (brackets inside strings
+    only make this count higher), so the walk below is skipped for the usual small inputs."""
+    if isinstance(data, str):
+        return data.count("{") + data.count("[") > limit
+    return data.count(b"{") + data.count(b"[") > limit
 
 
 def _depth_exceeds(value: Any, limit: int) -> bool:
