@@ -6,6 +6,11 @@ WebSocket (wsLink frames on `/trpc`, token in the `connectionParams` first frame
 transport runs alone for --seconds with --concurrency workers: one keep-alive httpx client
 (one connection) or one socket per worker, one request in flight per worker. A response counts
 only after it is checked to be a success carrying the requested town.
+
+--wrk compares this server with a Node peer instead (scripts/node_peer: the stock
+@trpc/server v11 standalone adapter verifying the same HS256 token and answering the same town
+from memory): tRPC HTTP getTown under `wrk -t2 -c32 --latency`, the two servers alternating
+A B A B for --pairs pairs, req/s and p99 per run, medians and the ratio ours / Node.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ import json
 import os
 import secrets
 import shutil
+import statistics
 import sys
 import tempfile
 import time
@@ -36,6 +42,16 @@ if str(ROOT) not in sys.path:  # runnable as `python scripts/bench_rpc.py` witho
     sys.path.insert(0, str(ROOT))
 
 from _support import ServerProcess, clean_exit, format_table, percentile, ratio, start_server
+from _wrk import (
+    NodePeer,
+    WrkResult,
+    ensure_node_peer_installed,
+    printable_command,
+    require_wrk,
+    run_wrk,
+    start_node_peer,
+    wrk_command,
+)
 
 from rpc.auth import OrgMembership, mint_token
 from rpc.startup import DEV_ORG_ID, DEV_USER_ID
@@ -53,8 +69,13 @@ Client and server share the machine when run locally: the client's own CPU use i
 numbers, the ratios between transports are the point. Exit status 1 if any response was not a
 success.
 
+--wrk starts both servers itself (ours as --serve does, the Node peer with the same secret and
+the town our server answered) and needs `wrk` (apt-get install -y wrk) and node; it runs
+`npm ci` in scripts/node_peer when its node_modules are missing.
+
 examples:
   .venv/bin/python scripts/bench_rpc.py --serve --seconds 5
+  .venv/bin/python scripts/bench_rpc.py --wrk --seconds 10 --pairs 3
   TOKEN=... .venv/bin/python scripts/bench_rpc.py --url http://127.0.0.1:8787 --concurrency 16
 """
 
@@ -345,6 +366,134 @@ def serve_and_run(args: argparse.Namespace) -> int:
         shutil.rmtree(workdir, ignore_errors=True)
 
 
+# -- --wrk: this server and the Node peer, alternating ------------------------------------------------
+def get_town_url(base_url: str, town_id: str) -> str:
+    return f"{base_url}/trpc/{PATH}?input=" + quote(json.dumps({"townId": town_id}, separators=(",", ":")))
+
+
+def town_answer(target: Target) -> Any:
+    response = httpx.get(
+        get_town_url(target.url, target.town_id),
+        headers={"Authorization": f"Bearer {target.token}"},
+        timeout=30,
+    )
+    check_trpc_http(response, target.town_id)
+    return msgspec.json.decode(response.content)["result"]["data"]
+
+
+def wrk_report(runs: list[tuple[int, str, WrkResult]]) -> str:
+    rows = [
+        [
+            f"{pair}",
+            name,
+            f"{r.requests_per_s:,.0f}",
+            f"{r.p50_ms:.2f}",
+            f"{r.p99_ms:.2f}",
+            f"{r.requests:,}",
+            str(r.non_2xx + r.socket_errors),
+        ]
+        for pair, name, r in runs
+    ]
+    lines = [format_table(["pair", "server", "req/s", "p50 ms", "p99 ms", "requests", "errors"], rows), ""]
+    medians: dict[str, tuple[float, float]] = {}
+    for name in ("ours", "node"):
+        mine = [r for _, n, r in runs if n == name]
+        medians[name] = (
+            statistics.median(r.requests_per_s for r in mine),
+            statistics.median(r.p99_ms for r in mine),
+        )
+        lines.append(f"median {name}: {medians[name][0]:,.0f} req/s, p99 {medians[name][1]:.2f} ms")
+    per_pair = [
+        ratio(ours.requests_per_s, node.requests_per_s)
+        for (pa, na, ours), (pb, nb, node) in zip(runs[::2], runs[1::2])
+        if na == "ours" and nb == "node" and pa == pb
+    ]
+    lines.append(
+        f"ours / node: req/s {ratio(medians['ours'][0], medians['node'][0])} (medians; per pair "
+        f"{', '.join(per_pair)}), p99 {ratio(medians['ours'][1], medians['node'][1])} (lower is better)"
+    )
+    return "\n".join(lines)
+
+
+def wrk_compare(args: argparse.Namespace) -> int:
+    require_wrk()
+    ensure_node_peer_installed()
+    workdir = Path(tempfile.mkdtemp(prefix="bench-rpc-wrk-"))
+    secret = secrets.token_urlsafe(32)
+    server: ServerProcess | None = None
+    peer: NodePeer | None = None
+    try:
+        server = start_server(workdir / "data", secret=secret, demo=True, log_level=args.server_log_level)
+        token = mint_token(
+            secret, DEV_USER_ID, org_memberships=[OrgMembership(orgId=DEV_ORG_ID, role="owner")]
+        )
+        town_id = args.town_id or resolve_town_id(server.url, token)
+        ours = Target(server.url, token, town_id)
+        answer = town_answer(ours)
+        towns_file = workdir / "towns.json"
+        towns_file.write_bytes(msgspec.json.encode([answer]))
+        peer = start_node_peer(secret, towns_file, workdir)
+        node = Target(peer.url, token, town_id)
+        if town_answer(node) != answer:
+            raise SystemExit("bench_rpc: the Node peer's getTown answer differs from ours")
+        targets = {"ours": ours, "node": node}
+        commands = {
+            name: wrk_command(
+                get_town_url(t.url, town_id),
+                token=token,
+                seconds=args.seconds,
+                threads=args.wrk_threads,
+                connections=args.wrk_connections,
+            )
+            for name, t in targets.items()
+        }
+        print(
+            f"bench_rpc --wrk: {PATH} over tRPC HTTP, town {town_id}; {args.pairs} pairs of {args.seconds:g} s runs "
+            f"(ours, then node), each server warmed up for {args.warmup:g} s first; {os.cpu_count()} CPUs shared by wrk and both servers",
+            flush=True,
+        )
+        print(
+            f"server (ours): NEXTAUTH_SECRET=$NEXTAUTH_SECRET GASTOWN_DEMO=1 GASTOWN_DATA_DIR={workdir / 'data'} "
+            f"GASTOWN_LOG_LEVEL={args.server_log_level} HOST=127.0.0.1 PORT={server.port} {sys.executable} -m rpc.serve"
+        )
+        print(f"server (node): {peer.command}")
+        for name, command in commands.items():
+            print(f"wrk ({name}): {printable_command(command, token)}")
+        print(
+            "(TOKEN: an HS256 token for the dev user, minted with the run's random NEXTAUTH_SECRET)\n",
+            flush=True,
+        )
+        for name, t in targets.items():
+            warmup = wrk_command(
+                get_town_url(t.url, town_id),
+                token=token,
+                seconds=args.warmup,
+                threads=args.wrk_threads,
+                connections=args.wrk_connections,
+            )
+            run_wrk(warmup, args.warmup)
+        runs: list[tuple[int, str, WrkResult]] = []
+        for pair in range(1, args.pairs + 1):
+            for name, command in commands.items():
+                result = run_wrk(command, args.seconds)
+                runs.append((pair, name, result))
+                print(
+                    f"  pair {pair} {name}: {result.requests_per_s:,.0f} req/s, p99 {result.p99_ms:.2f} ms",
+                    flush=True,
+                )
+        print()
+        print(wrk_report(runs))
+        return 0 if all(r.ok for _, _, r in runs) else 1
+    finally:
+        if peer is not None:
+            peer.stop()
+        if server is not None:
+            status = server.stop()
+            if not clean_exit(status):
+                print(f"bench_rpc: server exited with status {status}:\n{server.log_tail()}", file=sys.stderr)
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description="Bench gastown.getTown over tRPC HTTP, JSON-RPC and tRPC WebSocket.",
@@ -355,6 +504,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--serve", action="store_true", help="start a server of our own on a temporary data dir"
     )
     parser.add_argument(
+        "--wrk",
+        action="store_true",
+        help="start our server and the Node peer; wrk against each, alternating (see below)",
+    )
+    parser.add_argument(
+        "--pairs", type=int, default=3, help="--wrk: runs per server, alternating (default 3)"
+    )
+    parser.add_argument("--wrk-threads", type=int, default=2, help="--wrk: wrk -t (default 2)")
+    parser.add_argument("--wrk-connections", type=int, default=32, help="--wrk: wrk -c (default 32)")
+    parser.add_argument(
         "--url", default="http://127.0.0.1:8787", help="server to bench (default http://127.0.0.1:8787)"
     )
     parser.add_argument("--token", default=None, help="bearer token (default $TOKEN)")
@@ -362,10 +521,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--town-id", default=None, help="town to read (default: the first of gastown.listTowns)"
     )
     parser.add_argument(
-        "--seconds", type=float, default=5.0, help="measured seconds per transport (default 5)"
+        "--seconds",
+        type=float,
+        default=None,
+        help="measured seconds per transport (default 5; --wrk: per run, default 10)",
     )
     parser.add_argument(
-        "--warmup", type=float, default=0.5, help="unmeasured warm-up seconds per transport (default 0.5)"
+        "--warmup",
+        type=float,
+        default=None,
+        help="unmeasured warm-up seconds per transport (default 0.5; --wrk: per server, default 2)",
     )
     parser.add_argument("--concurrency", type=int, default=8, help="workers per transport (default 8)")
     parser.add_argument(
@@ -383,14 +548,24 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     unknown = [t for t in args.transports if t not in TRANSPORTS]
     if unknown or not args.transports:
         parser.error(f"--transports: unknown {unknown}; choose from {', '.join(TRANSPORTS)}")
+    if args.seconds is None:
+        args.seconds = 10.0 if args.wrk else 5.0
+    if args.warmup is None:
+        args.warmup = 2.0 if args.wrk else 0.5
     if args.seconds <= 0 or args.warmup < 0 or args.concurrency < 1:
         parser.error("--seconds must be > 0, --warmup >= 0, --concurrency >= 1")
+    if args.wrk and (args.seconds < 1 or args.warmup < 1 or args.pairs < 1):
+        parser.error("--wrk: --seconds and --warmup must be >= 1 (wrk counts whole seconds), --pairs >= 1")
+    if args.wrk and args.serve:
+        parser.error("--wrk starts its own servers: drop --serve")
     args.url = args.url.rstrip("/")
     return args
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.wrk:
+        return wrk_compare(args)
     if args.serve:
         return serve_and_run(args)
     token = args.token or os.environ.get("TOKEN")
