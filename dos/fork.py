@@ -24,6 +24,7 @@ from msgspec import UNSET, UnsetType
 from dos import lifecycle
 from dos.container_do import TownContainerDO
 from dos.git_tokens import GitTokenProvider
+from dos.lineage_do import record_fork
 from dos.owner_do import GastownOrgDO, GastownUserDO, OwnerDO
 from dos.runtime import ObjectRuntime
 from dos.town_do import TownDO, copy_fork
@@ -33,6 +34,7 @@ from town.errors import Conflict
 from town.fork_export import ExportOptions
 from town.fork_import import CopiedCounts, ImportReport
 from town.fork_payload import SkippedCounts
+from town.lineage import ForkEntry
 
 Fault = Callable[[str], None]  # test-only crash points; a no-op in production
 
@@ -227,6 +229,13 @@ class ForkService:
             forked_at = now_iso()
             lineage = {"town_id": plan.source_town_id, "forked_at": forked_at, "by_user_id": plan.caller_id}
             await new_town.call(TownDO.set_forked_from, lineage)
+            # Indexed for listForks before publishing: an entry whose town never becomes
+            # visible is not shown and is pruned at startup (dos/lineage_do.py).
+            await record_fork(
+                self.runtime,
+                plan.source_town_id,
+                ForkEntry(town_id=town_id, owner_kind=plan.target.kind, owner_id=plan.target.id, forked_at=forked_at),
+            )
             self.fault("lineage")
             town_row = _town_row(plan, town_id, forked_at, lineage)
             # The rig is bound to the integration the provider used for the new owner, if any.

@@ -14,12 +14,14 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from dos.container_do import TownContainerDO
+from dos.lineage_do import TownLineageDO, forget_town, record_fork
 from dos.owner_do import GastownOrgDO, GastownUserDO, OwnerDO
 from dos.runtime import ObjectRuntime
 from dos.town_do import TownDO
 from town import owners, rigs
 from town.clock import new_id
 from town.errors import NotFound
+from town.lineage import ForkEntry
 
 log = logging.getLogger("gastown.lifecycle")
 
@@ -89,7 +91,10 @@ async def publish_town(
 
 async def delete_town(runtime: ObjectRuntime, *, owner_kind: OwnerKind, owner_id: str, town_id: str) -> None:
     await owner_namespace(runtime, owner_kind).get(owner_id).call(OwnerDO.delete_town, town_id)
-    await runtime.namespace(TownDO).get(town_id).destroy()
+    town = runtime.namespace(TownDO).get(town_id)
+    forked_from = await town.call(TownDO.forked_from)
+    await forget_town(runtime, town_id, forked_from)
+    await town.destroy()
     await runtime.namespace(TownContainerDO).get(town_id).destroy()
 
 
@@ -162,6 +167,43 @@ async def sweep_orphans(runtime: ObjectRuntime) -> list[str]:
             log.warning("removing container state of missing town %s", town_id)
             await containers.get(town_id).destroy()
     return removed
+
+
+async def index_lineage(runtime: ObjectRuntime) -> int:
+    """Record every published fork in its source's TownLineageDO (for data written before the
+    index existed). Startup only, once; returns how many forks it recorded."""
+    towns = runtime.namespace(TownDO)
+    recorded = 0
+    for town_id in towns.ids_on_disk():
+        owner = await published_owner(runtime, town_id)
+        lineage = None if owner is None else await towns.get(town_id).call(TownDO.forked_from)
+        if owner is None or lineage is None or not isinstance(lineage.get("town_id"), str):
+            continue
+        entry = ForkEntry(
+            town_id=town_id, owner_kind=owner.kind, owner_id=owner.id, forked_at=str(lineage.get("forked_at", ""))
+        )
+        await record_fork(runtime, lineage["town_id"], entry)
+        recorded += 1
+    return recorded
+
+
+async def prune_lineage(runtime: ObjectRuntime) -> int:
+    """Drop lineage entries whose fork is not visible (a fork that failed or crashed before
+    publishing, a delete interrupted after hiding the town), and the lists of towns that are
+    gone. Startup only; returns how many entries it dropped."""
+    lineages = runtime.namespace(TownLineageDO)
+    towns = runtime.namespace(TownDO)
+    dropped = 0
+    for source_id in lineages.ids_on_disk():
+        if not towns.exists(source_id):
+            dropped += len(await lineages.get(source_id).call(TownLineageDO.list_forks))
+            await lineages.get(source_id).destroy()
+            continue
+        for entry in await lineages.get(source_id).call(TownLineageDO.list_forks):
+            if await published_owner(runtime, entry.town_id) is None:
+                await lineages.get(source_id).call(TownLineageDO.remove_fork, entry.town_id)
+                dropped += 1
+    return dropped
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,7 @@ from typing import Any, Literal
 from dos.lifecycle import published_owner
 from dos.owner_do import GastownOrgDO, GastownUserDO
 from dos.town_do import TownDO
+from rpc.auth import Caller
 from rpc.errors import RpcError
 from rpc.router import CallContext
 
@@ -49,6 +50,16 @@ class TownTarget:
     @property
     def may_see_secrets(self) -> bool:
         return self.standing != "admin" and self.allows("configure")
+
+
+def may_read_owner(caller: Caller, owner_kind: Literal["user", "org"], owner_id: str) -> bool:
+    """Whether the caller may read the towns of this owner object (the rules resolve_town
+    applies town by town): their own personal towns, an org's as owner or member, any as admin."""
+    if caller.is_admin:
+        return True
+    if owner_kind == "user":
+        return owner_id == caller.user_id
+    return caller.org_role(owner_id) in ("owner", "member")
 
 
 def town_not_found(town_id: str) -> RpcError:

@@ -20,6 +20,7 @@ async def on_startup(services: Services) -> None:
     if removed:
         log.warning("removed %d unpublished town(s) left by an interrupted create or fork", len(removed))
     settings = services.settings
+    await _index_lineage(services)
     if settings.demo and not (settings.data_dir / DEMO_MARKER).exists():
         secret = settings.secret
         towns = await seed_demo(
@@ -36,3 +37,21 @@ async def on_startup(services: Services) -> None:
             f"-d '{{\"sourceTownId\":\"{personal}\",\"newTownName\":\"My fork\"}}' {base}/trpc/gastown.forkTown",
             flush=True,
         )
+
+
+# Present once every fork published before the lineage index existed has been recorded there.
+LINEAGE_MARKER = ".lineage-indexed"
+
+
+async def _index_lineage(services: Services) -> None:
+    """Index old forks once, then drop index entries of forks that are not visible."""
+    marker = services.settings.data_dir / LINEAGE_MARKER
+    if not marker.exists():
+        recorded = await lifecycle.index_lineage(services.runtime)
+        if recorded:
+            log.info("indexed %d existing fork(s) for listForks", recorded)
+        marker.parent.mkdir(parents=True, exist_ok=True)
+        marker.write_text("1\n")
+    dropped = await lifecycle.prune_lineage(services.runtime)
+    if dropped:
+        log.warning("dropped %d lineage entries of forks that are not visible", dropped)

@@ -2,7 +2,19 @@
 
 from __future__ import annotations
 
-from rpc.procedures import admin, agent_runtime, agents, beads, convoys, fork, rigs, status, towns, wasteland
+from rpc.procedures import (
+    admin,
+    agent_runtime,
+    agents,
+    beads,
+    convoys,
+    fork,
+    lineage,
+    rigs,
+    status,
+    towns,
+    wasteland,
+)
 from rpc.router import Procedure, Router
 
 
@@ -18,6 +30,7 @@ def all_procedures() -> list[Procedure]:
         *agent_runtime.PROCEDURES,
         *admin.PROCEDURES,
         *fork.PROCEDURES,
+        *lineage.PROCEDURES,
     ]
 
 

@@ -75,6 +75,7 @@ export const calledBy = {
   listAgents: agents,
   listBeads: beads,
   listConvoys: convoys,
+  listForks: forks,
   listOrgRigs: towns,
   listOrgTowns: towns,
   listRigs: rigs,

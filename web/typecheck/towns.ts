@@ -122,6 +122,15 @@ export async function forks(client: Client): Promise<void> {
   });
   assert<Equals<typeof orgFork, ForkResult>>();
 
+  // The town page's "forks of this town": Town or OrgTown rows, each with its lineage.
+  const children = await client.gastown.listForks.query({ townId });
+  assert<Equals<typeof children, (Town | OrgTown)[]>>();
+  for (const child of children) {
+    assert<Equals<typeof child.forked_from, ForkedFrom | null>>();
+    const parent: string | undefined = child.forked_from?.town_id;
+    void parent;
+  }
+
   void [beadsToCopy, eventsToCopy, skippedActive, skippedConvoys, forkedFrom];
 }
 

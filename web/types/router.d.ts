@@ -955,6 +955,8 @@ export type GastownRouter = TRPCBuiltRouter<
     listBeads: TRPCQueryProcedure<{ input: ListBeadsInput | void; output: Bead[]; meta: object }>;
     /** Convoys not yet landed, newest first, with their beads and dependency edges. */
     listConvoys: TRPCQueryProcedure<{ input: TownIdInput; output: ConvoyDetail[]; meta: object }>;
+    /** The towns forked from this town that the caller may read, newest first (each with its `forked_from`). */
+    listForks: TRPCQueryProcedure<{ input: TownIdInput; output: (Town | OrgTown)[]; meta: object }>;
     listOrgRigs: TRPCQueryProcedure<{ input: OrgTownInput; output: Rig[]; meta: object }>;
     listOrgTowns: TRPCQueryProcedure<{ input: OrgInput; output: OrgTown[]; meta: object }>;
     listRigs: TRPCQueryProcedure<{ input: TownIdInput; output: Rig[]; meta: object }>;
