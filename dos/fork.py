@@ -8,13 +8,16 @@ Order and why:
 5. one owner-object transaction publishes the town row, its rigs, its lineage and the
    idempotency marker together. Before step 5 the town is invisible; any failure destroys it
    and a crash leaves an orphan that startup sweeps. After step 5 the fork is done.
+
+A fork with an idempotencyKey reports its progress (dos/fork_progress.py) to its caller, and
+its final status (done or failed) is kept in the caller's idempotency record.
 """
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,6 +26,8 @@ from msgspec import UNSET, UnsetType
 
 from dos import lifecycle
 from dos.container_do import TownContainerDO
+from dos.fork_progress import ForkProgress, Tracker
+from dos.fork_status import ForkStatus, done_from_result, failure_of, stored_status, stored_view
 from dos.git_tokens import GitTokenProvider
 from dos.lineage_do import record_fork
 from dos.owner_do import GastownOrgDO, GastownUserDO, OwnerDO
@@ -32,7 +37,7 @@ from town import owners
 from town.clock import new_id, now_iso
 from town.errors import Conflict
 from town.fork_export import ExportOptions
-from town.fork_import import CopiedCounts, ImportReport
+from town.fork_import import CopiedCounts, ImportReport, Progress
 from town.fork_payload import SkippedCounts
 from town.lineage import ForkEntry
 
@@ -93,6 +98,7 @@ class ForkService:
         self.git_tokens = git_tokens
         self.mint = mint
         self.fault = fault
+        self.progress = ForkProgress()
 
     async def fork(self, plan: ForkPlan) -> msgspec.Raw | ForkResult:
         if plan.dry_run:
@@ -111,8 +117,9 @@ class ForkService:
             return result
         future: asyncio.Future[msgspec.Raw] = asyncio.get_running_loop().create_future()
         _in_flight[flight] = future
+        tracker = self.progress.begin(flight)
         try:
-            result = await self._fork_idempotent(plan)
+            result = await self._fork_idempotent(plan, tracker)
             future.set_result(result)
             return result
         except asyncio.CancelledError:
@@ -124,6 +131,33 @@ class ForkService:
             raise
         finally:
             _in_flight.pop(flight, None)
+            self.progress.end(flight, tracker)
+
+    # -- progress -------------------------------------------------------------------------------
+    async def status(self, caller_id: str, key: str) -> ForkStatus:
+        """The status of the caller's fork with this key (NotFound if the caller has none)."""
+        return await self.progress.status((caller_id, key), lambda running: self._stored_status(caller_id, key, running))
+
+    def watch(self, caller_id: str, key: str, *, wait: float) -> AsyncIterator[ForkStatus]:
+        """Each status of the caller's fork with this key, ending after done or failed."""
+        return self.progress.watch((caller_id, key), lambda running: self._stored_status(caller_id, key, running), wait)
+
+    async def _stored_status(self, caller_id: str, key: str, running: bool) -> ForkStatus | None:
+        return await stored_status(self.runtime, caller_id, key, running=running)
+
+    def _import_progress(self, tracker: Tracker | None) -> Progress:
+        faulted = False
+
+        def progress(phase: str, done: int, total: int) -> None:
+            nonlocal faulted
+            if phase == "import" and not faulted:
+                faulted = True
+                # Here, in the import thread: a crash at this point lands with rows half-written.
+                self.fault("import_part")
+            if tracker is not None:
+                tracker.from_thread(phase, done, total)
+
+        return progress
 
     # -- idempotency --------------------------------------------------------------------------
     def _caller(self) -> Any:
@@ -131,44 +165,65 @@ class ForkService:
 
     async def _check_same_input(self, plan: ForkPlan) -> None:
         assert plan.idempotency_key is not None
-        record = await self._caller().get(plan.caller_id).call(GastownUserDO.fork_record, plan.idempotency_key)
+        record = _live_record(
+            await self._caller().get(plan.caller_id).call(GastownUserDO.fork_record, plan.idempotency_key)
+        )
         if record is not None and record.get("input") != plan.input_fingerprint:
             raise Conflict(f"idempotencyKey {plan.idempotency_key!r} was used with a different input")
 
-    async def _fork_idempotent(self, plan: ForkPlan) -> msgspec.Raw:
+    async def _fork_idempotent(self, plan: ForkPlan, tracker: Tracker) -> msgspec.Raw:
         key = plan.idempotency_key
         assert key is not None
         me = self._caller().get(plan.caller_id)
-        record = await me.call(GastownUserDO.fork_record, key)
+        record = _live_record(await me.call(GastownUserDO.fork_record, key))
         if record is not None:
             if record.get("input") != plan.input_fingerprint:
                 raise Conflict(f"idempotencyKey {key!r} was used with a different input")
             if record.get("state") == "done":
+                tracker.finish(stored_view(record.get("status")) or done_from_result(key, record["result"], record.get("created_at")))
                 return msgspec.Raw(record["result"].encode())
-            # Pending and not running here: an earlier attempt crashed or failed. If it got as
-            # far as publishing, its result is in the target owner object; else start over.
+            # Pending and not running here: an earlier attempt crashed. If it got as far as
+            # publishing, its result is in the target owner object; else start over.
             published = await self._owner_stub(plan.target).call(OwnerDO.published_fork, plan.caller_id, key)
             if published is not None:
-                await me.call(GastownUserDO.put_fork_record, key, {**record, "state": "done", "result": published})
+                done = done_from_result(key, published, now_iso())
+                await me.call(
+                    GastownUserDO.put_fork_record,
+                    key,
+                    {**record, "state": "done", "result": published, "status": msgspec.to_builtins(done)},
+                )
+                tracker.finish(done)
                 return msgspec.Raw(published.encode())
             await self._discard(record.get("town_id"))
         town_id = new_id()
-        await me.call(
-            GastownUserDO.put_fork_record,
-            key,
-            {"state": "pending", "input": plan.input_fingerprint, "town_id": town_id, "created_at": now_iso()},
-        )
+        tracker.start(town_id)
+        attempt = {
+            "input": plan.input_fingerprint,
+            "town_id": town_id,
+            "target": [plan.target.kind, plan.target.id],
+            "created_at": now_iso(),
+        }
+        await me.call(GastownUserDO.put_fork_record, key, {**attempt, "state": "pending"})
         try:
-            result = await self._fork_once(plan, town_id)
-        except BaseException:
-            await me.call(GastownUserDO.drop_fork_record, key)
+            result = await self._fork_once(plan, town_id, tracker)
+        except BaseException as exc:
+            # Nothing of the attempt is kept but its status; a retry with the key starts over.
+            failed = tracker.failed(failure_of(exc))
+            await me.call(
+                GastownUserDO.put_fork_record,
+                key,
+                {**attempt, "state": "failed", "town_id": None, "status": msgspec.to_builtins(failed)},
+            )
+            tracker.finish(failed)
             raise
         self.fault("published")
+        done = tracker.done()
         await me.call(
             GastownUserDO.put_fork_record,
             key,
-            {"state": "done", "input": plan.input_fingerprint, "town_id": town_id, "result": result.decode(), "created_at": now_iso()},
+            {**attempt, "state": "done", "result": result.decode(), "created_at": now_iso(), "status": msgspec.to_builtins(done)},
         )
+        tracker.finish(done)
         return msgspec.Raw(result)
 
     async def _discard(self, town_id: Any) -> None:
@@ -201,7 +256,7 @@ class ForkService:
         missing = [r.id for r in report.source_rigs if not self.git_tokens.can_serve(r.git_url)]
         return _result(plan, None, [], report, _warnings(plan, report, missing), now_iso(), mapping={})
 
-    async def _fork_once(self, plan: ForkPlan, town_id: str) -> bytes:
+    async def _fork_once(self, plan: ForkPlan, town_id: str, tracker: Tracker | None = None) -> bytes:
         towns = self.runtime.namespace(TownDO)
         new_town = towns.get(town_id)
         published = False
@@ -212,13 +267,11 @@ class ForkService:
             await new_town.call(TownDO.initialize, ownership=lifecycle.ownership_fields(plan.target, token))
             self.fault("initialized")
             mapping: dict[str, str] = {}
-            # "import_part" fires once rows are half-written (after the first row part).
-            def progress(phase: str, done: int, total: int) -> None:
-                if phase == "import":
-                    self.fault("import_part")
-
+            progress = self._import_progress(tracker)
             report = await new_town.call_bulk(TownDO.import_fork_from, source, self._options(plan), mapping, progress)
             self.fault("imported")
+            if tracker is not None:
+                tracker.report("rigs")
             town_rigs = await new_town.call(TownDO.list_rigs)
             creds = await asyncio.gather(
                 *(self.git_tokens.token_for(r.git_url, user_id=owner_user, org_id=_org_of(plan.target)) for r in town_rigs)
@@ -252,6 +305,8 @@ class ForkService:
             encoded = msgspec.json.encode(result)
             marker = None if plan.idempotency_key is None else (plan.caller_id, plan.idempotency_key, encoded.decode())
             owner_cls = GastownUserDO if plan.target.kind == "user" else GastownOrgDO
+            if tracker is not None:
+                tracker.report("publish")
             await self._owner_stub(plan.target).call(
                 owner_cls.publish_fork, town=town_row, rigs=rig_rows, forked_from=lineage, marker=marker
             )
@@ -260,6 +315,14 @@ class ForkService:
         finally:
             if not published:
                 await self._discard(town_id)
+
+
+def _live_record(record: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The idempotency record that binds the key: a failed attempt's record only keeps its
+    status, and neither blocks nor changes a retry."""
+    if record is None or record.get("state") == "failed":
+        return None
+    return record
 
 
 def _org_of(owner: lifecycle.Owner) -> str | None:
