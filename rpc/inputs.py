@@ -148,17 +148,30 @@ class WatchTownEventsInput(Input, kw_only=True):
     pollMs: Annotated[int, Meta(ge=100, le=60_000)] = 1000
 
 
+IdempotencyKey = Annotated[str, Meta(min_length=1, max_length=128)]
+
+
 class ForkTownInput(Input, kw_only=True, forbid_unknown_fields=True):
     sourceTownId: uuid.UUID
     newTownName: Name
     includeGitAuthor: bool = True
     includeEnvVars: bool = True
     dryRun: bool = False
-    idempotencyKey: Annotated[str, Meta(min_length=1, max_length=128)] | None = None
+    idempotencyKey: IdempotencyKey | None = None
 
 
 class ForkOrgTownInput(ForkTownInput, kw_only=True, forbid_unknown_fields=True):
     organizationId: uuid.UUID
+
+
+class GetForkStatusInput(Input, kw_only=True, forbid_unknown_fields=True):
+    idempotencyKey: IdempotencyKey
+
+
+class ForkProgressInput(Input, kw_only=True, forbid_unknown_fields=True):
+    idempotencyKey: IdempotencyKey
+    # How long to wait for a fork with the key to begin (the front end subscribes as it forks).
+    waitMs: Annotated[int, Meta(ge=0, le=10_000)] = 10_000
 
 
 # -- the rest of the upstream catalogue -----------------------------------------------------

@@ -1,7 +1,9 @@
-"""gastown.forkTown and gastown.forkOrgTown (fork.md): who may fork, then the fork service."""
+"""gastown.forkTown and gastown.forkOrgTown (fork.md): who may fork, then the fork service; and
+the fork's progress, for the caller who started it (getForkStatus, forkProgress)."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -9,9 +11,10 @@ import msgspec
 
 from dos import lifecycle
 from dos.fork import ForkPlan, ForkResult, fingerprint
-from rpc.access import TownTarget, resolve_town
+from dos.fork_status import ForkStatus
+from rpc.access import Authenticated, TownTarget, resolve_town
 from rpc.errors import RpcError
-from rpc.inputs import ForkOrgTownInput, ForkTownInput
+from rpc.inputs import ForkOrgTownInput, ForkProgressInput, ForkTownInput, GetForkStatusInput
 from rpc.router import CallContext, Procedure
 
 G = "gastown."
@@ -53,7 +56,21 @@ async def fork_town(ctx: CallContext, p: ForkTownInput) -> msgspec.Raw | ForkRes
     return await ctx.services.forks.fork(plan)
 
 
+# Statuses are keyed by the caller's own user id: another caller's key is simply not found.
+async def get_fork_status(ctx: CallContext, p: GetForkStatusInput) -> ForkStatus:
+    """The status of the caller's fork with this idempotencyKey (kept after it ends)."""
+    return await ctx.services.forks.status(ctx.caller.user_id, p.idempotencyKey)
+
+
+async def fork_progress(ctx: CallContext, p: ForkProgressInput) -> AsyncIterator[ForkStatus]:
+    """Each status of the caller's fork with this idempotencyKey, in order, until done or failed."""
+    async for status in ctx.services.forks.watch(ctx.caller.user_id, p.idempotencyKey, wait=p.waitMs / 1000):
+        yield status
+
+
 PROCEDURES = [
     Procedure(G + "forkTown", "mutation", ForkTownInput, ForkRule(), fork_town),
     Procedure(G + "forkOrgTown", "mutation", ForkOrgTownInput, ForkRule(), fork_town),
+    Procedure(G + "getForkStatus", "query", GetForkStatusInput, Authenticated(), get_fork_status),
+    Procedure(G + "forkProgress", "subscription", ForkProgressInput, Authenticated(), fork_progress),
 ]

@@ -9,6 +9,7 @@ import type { useTRPC } from './react';
 
 export async function misuses(client: Client): Promise<void> {
   const { townId, rigId, beadId, convoyId } = ids;
+  const forkStatus = await client.gastown.getForkStatus.query({ idempotencyKey: 'k' });
 
   // @ts-expect-error TS2345 missing required input field (getTown without townId)
   await client.gastown.getTown.query({});
@@ -31,6 +32,9 @@ export async function misuses(client: Client): Promise<void> {
 
   // @ts-expect-error TS2339 .query on a mutation
   await client.gastown.forkTown.query({ sourceTownId: townId, newTownName: 'Copy' });
+
+  // @ts-expect-error TS2322 a fork phase that does not exist
+  const phase: (typeof forkStatus)['phase'] = 'copying';
 
   const convoy = await client.gastown.getConvoy.query({ townId, convoyId });
   // @ts-expect-error TS18047 nullable output used without a null check (ConvoyDetail | null)
@@ -70,7 +74,7 @@ export async function misuses(client: Client): Promise<void> {
   // @ts-expect-error TS18047 the fork's town is null on a dry run
   const forkName: string = fork.town.name;
 
-  void [missing, convoyTitle, isDone, body, rigName, forkName];
+  void [missing, convoyTitle, isDone, body, rigName, forkName, phase];
 }
 
 export function MisusedQuery({ trpc, townId }: { trpc: ReturnType<typeof useTRPC>; townId: string }) {

@@ -3,7 +3,7 @@ import { QueryClient, QueryClientProvider, useMutation, useQuery, useQueryClient
 import { createTRPCContext, useSubscription, type TRPCQueryKey } from '@trpc/tanstack-react-query';
 import { useState, type ReactNode } from 'react';
 
-import type { AppRouter, BeadEvent, ConvoyDetail, ForkResult, OrgTown, Rig, Town, TownConfig } from '../types/router';
+import type { AppRouter, BeadEvent, ConvoyDetail, ForkResult, ForkStatus, OrgTown, Rig, Town, TownConfig } from '../types/router';
 import { makeClient } from './client';
 import { assert, ids, type Equals } from './helpers';
 
@@ -137,6 +137,28 @@ export function LiveFeed({ townId }: { townId: string }) {
         <li key={e.bead_event_id}>{e.rig_name ?? e.event_type}</li>
       ))}
     </ul>
+  );
+}
+
+/** A fork's progress bar: polled with `refetchInterval` until it ends, or live. */
+export function ForkProgressBar({ idempotencyKey, live }: { idempotencyKey: string; live: boolean }) {
+  const trpc = useTRPC();
+  const polled = useQuery({
+    ...trpc.gastown.getForkStatus.queryOptions({ idempotencyKey }),
+    enabled: !live,
+    refetchInterval: (query) => (query.state.data?.phase === 'done' || query.state.data?.phase === 'failed' ? false : 500),
+  });
+  assert<Equals<typeof polled.data, ForkStatus | undefined>>();
+  const [latest, setLatest] = useState<ForkStatus | undefined>(undefined);
+  const sub = useSubscription(
+    trpc.gastown.forkProgress.subscriptionOptions({ idempotencyKey }, { enabled: live, onData: setLatest }),
+  );
+  assert<Equals<typeof sub.data, ForkStatus | undefined>>();
+  const status: ForkStatus | undefined = live ? latest : polled.data;
+  return (
+    <progress max={100} value={status?.percent ?? 0} title={status?.error?.message ?? status?.phase}>
+      {status?.townId}
+    </progress>
   );
 }
 

@@ -1,7 +1,9 @@
 // Towns, org towns, forks, rigs and configuration, called the way the front end does.
 import type {
   ForkedFrom,
+  ForkError,
   ForkResult,
+  ForkStatus,
   OrgTown,
   Rig,
   RigDetail,
@@ -121,6 +123,32 @@ export async function forks(client: Client): Promise<void> {
     idempotencyKey: null,
   });
   assert<Equals<typeof orgFork, ForkResult>>();
+
+  // Progress of a fork by its key: a poll, and the live feed (subscribed as the fork starts).
+  const status = await client.gastown.getForkStatus.query({ idempotencyKey: 'fork-2026-11-24-1' });
+  assert<Equals<typeof status, ForkStatus>>();
+  assert<Equals<typeof status.phase, 'export' | 'import' | 'indexes' | 'config' | 'rigs' | 'publish' | 'done' | 'failed'>>();
+  assert<Equals<typeof status.error, ForkError | null>>();
+  const newTownId: string | null = status.townId;
+  const progressLabel = `${status.phase} ${status.rowsDone}/${status.rowsTotal} (${status.percent.toFixed(0)}%)`;
+  const watching = client.gastown.forkProgress.subscribe(
+    { idempotencyKey: 'fork-2026-11-24-1', waitMs: 10_000 },
+    {
+      onData(update) {
+        assert<Equals<typeof update, ForkStatus>>();
+        const failure: string | undefined = update.error?.message;
+        const finished: boolean = update.phase === 'done' || update.phase === 'failed';
+        void [failure, finished];
+      },
+      onError(err) {
+        const code: string | undefined = err.data?.code; // NOT_FOUND: no fork with this key
+        void code;
+      },
+      onComplete() {},
+    },
+  );
+  watching.unsubscribe();
+  void [newTownId, progressLabel];
 
   // The town page's "forks of this town": Town or OrgTown rows, each with its lineage.
   const children = await client.gastown.listForks.query({ townId });

@@ -406,6 +406,27 @@ export type ForkedFromInfo = {
   forked_at: string;
 };
 
+export type ForkProgressInput = {
+  idempotencyKey: string;
+  waitMs?: number | undefined;
+};
+
+export type ForkStatus = {
+  idempotencyKey: string;
+  phase: "export" | "import" | "indexes" | "config" | "rigs" | "publish" | "done" | "failed";
+  rowsDone: number;
+  rowsTotal: number;
+  percent: number;
+  townId: string | null;
+  error: ForkError | null;
+  updatedAt: string;
+};
+
+export type ForkError = {
+  code: string;
+  message: string;
+};
+
 export type ForkTownInput = {
   sourceTownId: string;
   newTownName: string;
@@ -460,6 +481,10 @@ export type GetBeadEventsInput = {
 export type DrainStatus = {
   draining: boolean;
   drainStartedAt: string | null;
+};
+
+export type GetForkStatusInput = {
+  idempotencyKey: string;
 };
 
 export type MayorStatus = {
@@ -930,6 +955,8 @@ export type GastownRouter = TRPCBuiltRouter<
     /** Restart or destroy the town's container (needs the container runtime). */
     forceRestartContainer: TRPCMutationProcedure<{ input: TownIdInput; output: void; meta: object }>;
     forkOrgTown: TRPCMutationProcedure<{ input: ForkOrgTownInput; output: ForkResult; meta: object }>;
+    /** Each status of the caller's fork with this idempotencyKey, in order, until done or failed. */
+    forkProgress: TRPCSubscriptionProcedure<{ input: ForkProgressInput; output: AsyncIterable<ForkStatus, void, any>; meta: object }>;
     forkTown: TRPCMutationProcedure<{ input: ForkTownInput; output: ForkResult; meta: object }>;
     /** A ticket for an agent's live event stream (needs the agent runtime). */
     getAgentStreamUrl: TRPCQueryProcedure<{ input: TownAgentInput; output: StreamTicket; meta: object }>;
@@ -941,6 +968,8 @@ export type GastownRouter = TRPCBuiltRouter<
     getConvoy: TRPCQueryProcedure<{ input: GetConvoyInput; output: ConvoyDetail | null; meta: object }>;
     /** Whether the town's container is draining, and since when. */
     getDrainStatus: TRPCQueryProcedure<{ input: TownIdInput; output: DrainStatus; meta: object }>;
+    /** The status of the caller's fork with this idempotencyKey (kept after it ends). */
+    getForkStatus: TRPCQueryProcedure<{ input: GetForkStatusInput; output: ForkStatus; meta: object }>;
     /** The mayor's session; always `session: null` here (no agent runtime). */
     getMayorStatus: TRPCQueryProcedure<{ input: TownIdInput; output: MayorStatus; meta: object }>;
     /** Merge requests that need attention and the review activity log. */
