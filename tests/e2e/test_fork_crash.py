@@ -205,11 +205,20 @@ def test_fork_killed_at_step_leaves_nothing_or_exactly_the_published_town(
         assert all_files(data_dir, "TownContainerDO") == set()
     assert town_ids_on_disk(data_dir, "TownContainerDO") <= town_ids_on_disk(data_dir)
     assert logical_dump(source_db) == source_before, "the crashed fork changed the source"
+    # The interrupted attempt's status: done once published, else failed (a retry starts over).
+    status = query(client, "getForkStatus", {"idempotencyKey": key})
+    if step == "published":
+        assert (status["phase"], status["townId"], status["percent"]) == ("done", visible[0]["id"], 100)
+    else:
+        assert (status["phase"], status["townId"], status["error"]["code"]) == ("failed", None, "INTERNAL_SERVER_ERROR")
 
     first = mutate(client, path, body)
     again = mutate(client, path, body)
     assert again == first, "a retry with the same key must return the first result"
     new_id = first["town"]["id"]
+    status = query(client, "getForkStatus", {"idempotencyKey": key})
+    assert (status["phase"], status["townId"]) == ("done", new_id)
+    assert status["rowsDone"] == status["rowsTotal"] == sum(v for k, v in template.copied.items() if k != "rigs")
     if step == "published":
         assert new_id == visible[0]["id"]
     assert [t["id"] for t in visible_forks(client, template, target)] == [new_id]

@@ -13,10 +13,15 @@ from tests.server import RunningServer
 NODE_DIR = Path(__file__).resolve().parent.parent / "node"
 
 
-@pytest.mark.parametrize("script", ["client.test.mjs", "fork.test.mjs"])
+@pytest.mark.parametrize("script", ["client.test.mjs", "fork.test.mjs", "fork_progress.test.mjs"])
 def test_real_trpc_client(server: RunningServer, script: str) -> None:
     assert (NODE_DIR / "node_modules" / "@trpc" / "client").exists(), "run `npm ci --prefix tests/node` (scripts/test does)"
-    env = dict(os.environ, GASTOWN_URL=server.base_url, GASTOWN_TOKEN=server.token(f"node-{script}"))
+    env = dict(
+        os.environ,
+        GASTOWN_URL=server.base_url,
+        GASTOWN_TOKEN=server.token(f"node-{script}"),
+        GASTOWN_OTHER_TOKEN=server.token(f"node-other-{script}"),  # another user, for access checks
+    )
     result = subprocess.run(
         ["node", "--test", "--test-reporter=spec", script],
         check=False,
