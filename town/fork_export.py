@@ -46,40 +46,67 @@ copied(bead_id) AS (
     AND (b.type <> 'convoy' OR cm.landed_at IS NOT NULL)
 )"""
 
-_BEADS_SQL = f"""WITH {_COPIED}
+# The export first writes the copied ids (with their type) into a temporary table of its own
+# connection, once; every query below walks it in key order (CROSS JOIN keeps it the outer
+# loop), so beads, edges and satellites come out already sorted and each lookup is a key probe.
+_COPIED_TABLE = "temp.fork_copied"
+_MAKE_COPIED = (
+    "CREATE TEMP TABLE fork_copied (bead_id TEXT PRIMARY KEY, type TEXT NOT NULL) WITHOUT ROWID",
+    f"WITH {_COPIED} INSERT INTO {_COPIED_TABLE} SELECT c.bead_id, b.type FROM copied c JOIN beads b USING (bead_id)",
+)
+_DROP_COPIED = f"DROP TABLE IF EXISTS {_COPIED_TABLE}"
+_C = _COPIED_TABLE
+_IN_C = f"(SELECT bead_id FROM {_C})"
+
+_BEADS_SQL = f"""
 SELECT b.bead_id, b.type, b.status, b.title, b.body, b.rig_id,
-       CASE WHEN b.parent_bead_id IN (SELECT bead_id FROM copied) THEN b.parent_bead_id END,
+       CASE WHEN b.parent_bead_id IN {_IN_C} THEN b.parent_bead_id END,
        b.priority, b.labels, b.metadata, b.created_by, b.created_at, b.updated_at, b.closed_at
-FROM beads b WHERE b.bead_id IN (SELECT bead_id FROM copied) ORDER BY b.bead_id"""
+FROM {_C} c CROSS JOIN beads b ON b.bead_id = c.bead_id ORDER BY c.bead_id"""
 
-_EVENTS_SQL = f"""WITH {_COPIED}
-SELECT bead_event_id, bead_id, agent_id, event_type, old_value, new_value, metadata, created_at
-FROM bead_events WHERE bead_id IN (SELECT bead_id FROM copied) ORDER BY bead_event_id"""
+_EVENTS_SQL = f"""
+SELECT e.bead_event_id, e.bead_id, e.agent_id, e.event_type, e.old_value, e.new_value, e.metadata, e.created_at
+FROM {_C} c CROSS JOIN bead_events e ON e.bead_id = c.bead_id ORDER BY e.bead_event_id"""
 
-_DEPS_SQL = f"""WITH {_COPIED}
-SELECT bead_id, depends_on_bead_id, dependency_type FROM bead_dependencies
-WHERE bead_id IN (SELECT bead_id FROM copied) AND +depends_on_bead_id IN (SELECT bead_id FROM copied)
-ORDER BY bead_id, depends_on_bead_id"""
+_DEPS_SQL = f"""
+SELECT d.bead_id, d.depends_on_bead_id, d.dependency_type
+FROM {_C} c CROSS JOIN bead_dependencies d ON d.bead_id = c.bead_id
+WHERE +d.depends_on_bead_id IN {_IN_C} ORDER BY d.bead_id, d.depends_on_bead_id"""
 # Every row query reads in its table's key order, so the importer's key b-trees grow
 # append-only (the import's main lever, with indexes built once at the end).
 # The unary `+` keeps SQLite from probing idx_bead_deps_pk once per pair of copied beads
-# (quadratic: a 100k-bead town never finished); it scans edges by bead_id instead.
+# (quadratic: a 100k-bead town never finishes); it reads each copied bead's edges instead.
 
-_REVIEW_SQL = f"""WITH {_COPIED}
-SELECT bead_id, branch, target_branch, merge_commit, pr_url, retry_count FROM review_metadata
-WHERE bead_id IN (SELECT c.bead_id FROM copied c JOIN beads b ON b.bead_id = c.bead_id WHERE b.type = 'merge_request') ORDER BY bead_id"""
 
-_ESCALATION_SQL = f"""WITH {_COPIED}
-SELECT bead_id, severity, category, acknowledged, re_escalation_count, acknowledged_at FROM escalation_metadata
-WHERE bead_id IN (SELECT c.bead_id FROM copied c JOIN beads b ON b.bead_id = c.bead_id WHERE b.type = 'escalation') ORDER BY bead_id"""
+def _satellite_sql(table: str, columns: str, bead_type: str) -> str:
+    return (
+        f"SELECT {columns} FROM {_C} c CROSS JOIN {table} s ON s.bead_id = c.bead_id"
+        f" WHERE c.type = '{bead_type}' ORDER BY c.bead_id"
+    )
 
-_CONVOY_SQL = f"""WITH {_COPIED}
-SELECT bead_id, total_beads, closed_beads, landed_at, feature_branch, merge_mode, staged FROM convoy_metadata
-WHERE bead_id IN (SELECT c.bead_id FROM copied c JOIN beads b ON b.bead_id = c.bead_id WHERE b.type = 'convoy') ORDER BY bead_id"""
+
+_REVIEW_SQL = _satellite_sql(
+    "review_metadata", "s.bead_id, s.branch, s.target_branch, s.merge_commit, s.pr_url, s.retry_count", "merge_request"
+)
+_ESCALATION_SQL = _satellite_sql(
+    "escalation_metadata",
+    "s.bead_id, s.severity, s.category, s.acknowledged, s.re_escalation_count, s.acknowledged_at",
+    "escalation",
+)
+_CONVOY_SQL = _satellite_sql(
+    "convoy_metadata",
+    "s.bead_id, s.total_beads, s.closed_beads, s.landed_at, s.feature_branch, s.merge_mode, s.staged",
+    "convoy",
+)
+
+
+def _count(query: str) -> str:
+    return f"(SELECT count(*) FROM ({query}))"
+
 
 # Events and edges are counted whole here; the skipped ones are those minus the copied ones
 # (two cheap counts instead of two anti-joins over the history).
-_SKIPPED_SQL = f"""WITH {_COPIED}
+_SKIPPED_SQL = f"""
 SELECT
   (SELECT count(*) FROM beads WHERE status NOT IN ('closed', 'failed') AND type NOT IN ('agent', 'message')),
   (SELECT count(*) FROM beads WHERE type = 'agent'),
@@ -91,42 +118,34 @@ SELECT
   (SELECT count(*) FROM agent_metadata),
   (SELECT count(*) FROM agent_nudges),
   (SELECT count(*) FROM town_events),
-  (SELECT count(*) FROM beads WHERE bead_id IN (SELECT bead_id FROM copied)
-     AND parent_bead_id IS NOT NULL AND parent_bead_id NOT IN (SELECT bead_id FROM copied))"""
+  (SELECT count(*) FROM {_C} c CROSS JOIN beads b ON b.bead_id = c.bead_id
+     WHERE b.parent_bead_id IS NOT NULL AND b.parent_bead_id NOT IN {_IN_C})"""
 
-
-_TOTALS_SQL = f"""WITH {_COPIED}
+_TOTALS_SQL = f"""
 SELECT
-  (SELECT count(*) FROM copied),
-  (SELECT count(*) FROM bead_events WHERE bead_id IN (SELECT bead_id FROM copied)),
-  (SELECT count(*) FROM bead_dependencies
-     WHERE bead_id IN (SELECT bead_id FROM copied) AND +depends_on_bead_id IN (SELECT bead_id FROM copied)),
-  (SELECT count(*) FROM review_metadata WHERE bead_id IN
-     (SELECT c.bead_id FROM copied c JOIN beads b ON b.bead_id = c.bead_id WHERE b.type = 'merge_request')),
-  (SELECT count(*) FROM escalation_metadata WHERE bead_id IN
-     (SELECT c.bead_id FROM copied c JOIN beads b ON b.bead_id = c.bead_id WHERE b.type = 'escalation')),
-  (SELECT count(*) FROM convoy_metadata WHERE bead_id IN
-     (SELECT c.bead_id FROM copied c JOIN beads b ON b.bead_id = c.bead_id WHERE b.type = 'convoy'))"""
+  (SELECT count(*) FROM {_C}),
+  (SELECT count(*) FROM {_C} c CROSS JOIN bead_events e ON e.bead_id = c.bead_id),
+  {_count(_DEPS_SQL)}, {_count(_REVIEW_SQL)}, {_count(_ESCALATION_SQL)}, {_count(_CONVOY_SQL)}"""
 
 
 def _stale_refs(table: str) -> str:
     """Copied rows' top-level metadata rig ids (`rig_id`, `rigId`) naming a rig the source lacks."""
     stale = " + ".join(
-        f"iif(json_type(metadata, '$.{key}') = 'text'"
-        f" AND json_extract(metadata, '$.{key}') NOT IN (SELECT id FROM rigs), 1, 0)"
+        f"iif(json_type(t.metadata, '$.{key}') = 'text'"
+        f" AND json_extract(t.metadata, '$.{key}') NOT IN (SELECT id FROM rigs), 1, 0)"
         for key in ("rig_id", "rigId")
     )
     return (
-        f"(SELECT coalesce(sum({stale}), 0) FROM {table} WHERE bead_id IN (SELECT bead_id FROM copied)"
-        f" AND instr(metadata, 'rig') > 0 AND json_valid(metadata))"
+        f"(SELECT coalesce(sum({stale}), 0) FROM {_C} c CROSS JOIN {table} t ON t.bead_id = c.bead_id"
+        f" WHERE instr(t.metadata, 'rig') > 0 AND json_valid(t.metadata))"
     )
 
 
 # What an import clears: references to rigs the source no longer has (every rig it has is
 # mapped to a new one).
-_UNMAPPED_SQL = f"""WITH {_COPIED}
-SELECT (SELECT count(*) FROM beads WHERE bead_id IN (SELECT bead_id FROM copied)
-          AND rig_id IS NOT NULL AND rig_id NOT IN (SELECT id FROM rigs))
+_UNMAPPED_SQL = f"""
+SELECT (SELECT count(*) FROM {_C} c CROSS JOIN beads b ON b.bead_id = c.bead_id
+          WHERE b.rig_id IS NOT NULL AND b.rig_id NOT IN (SELECT id FROM rigs))
   + {_stale_refs("beads")} + {_stale_refs("bead_events")}"""
 
 
@@ -173,6 +192,9 @@ def export_parts(conn: apsw.Connection, options: ExportOptions) -> Iterator[Expo
         ExportRig(id=r[0], name=r[1], git_url=r[2], default_branch=r[3], config=r[4] or "{}")
         for r in conn.execute("SELECT id, name, git_url, default_branch, config FROM rigs ORDER BY created_at, id")
     ]
+    conn.execute(_DROP_COPIED)  # a connection that exported before (tests reuse one)
+    for statement in _MAKE_COPIED:
+        conn.execute(statement)
     totals = RowTotals(**dict(zip(RowTotals.__struct_fields__, _one_row(conn, _TOTALS_SQL), strict=True)))
     yield ForkExportHeader(
         source_town_id=options.source_town_id,
@@ -198,6 +220,7 @@ def export_parts(conn: apsw.Connection, options: ExportOptions) -> Iterator[Expo
     # A streamed import counts the references it clears itself; only a count-only export
     # (dry run) pays for finding them here.
     unmapped = None if options.rows else _one_row(conn, _UNMAPPED_SQL)[0]
+    conn.execute(_DROP_COPIED)
     yield ForkExportSummary(skipped=skipped, parents_detached=counts[9], rig_refs_unmapped=unmapped)
 
 

@@ -201,12 +201,19 @@ def test_row_parts_never_exceed_part_rows(source: Source, part_rows: int) -> Non
     assert beads == len(expected_fork(source.conn, {}).rows.beads)
 
 
+def _file_bytes(path: Path) -> list[bytes]:
+    return [p.read_bytes() if p.exists() else b"" for p in (path, Path(f"{path}-wal"))]
+
+
 def test_export_does_not_write_to_the_source(source: Source) -> None:
-    before = source.conn.execute("SELECT total_changes()").fetchone()[0]
+    """The export's only writes are to its own connection's temporary table: the source's
+    database and WAL files are byte for byte what they were."""
     kv_before = source.conn.execute("SELECT key, value FROM _kv ORDER BY key").fetchall()
+    files_before = _file_bytes(source.path)
     export_for_fork(source.conn, source.options())
-    assert source.conn.execute("SELECT total_changes()").fetchone()[0] == before
+    assert _file_bytes(source.path) == files_before
     assert source.conn.execute("SELECT key, value FROM _kv ORDER BY key").fetchall() == kv_before
+    assert source.conn.execute("SELECT count(*) FROM temp.sqlite_master").fetchone()[0] == 0
 
 
 # -- the import -------------------------------------------------------------------------------
