@@ -32,19 +32,16 @@ from town.fork_payload import (
     ForkExportHeader,
     ForkExportSummary,
     ReviewRows,
+    RowTotals,
     SkippedCounts,
 )
 
 _RIG_KEYS = ("rig_id", "rigId")
 
 
-class CopiedCounts(msgspec.Struct, kw_only=True):
-    beads: int = 0
-    bead_events: int = 0
-    bead_dependencies: int = 0
-    review_metadata: int = 0
-    escalation_metadata: int = 0
-    convoy_metadata: int = 0
+class CopiedCounts(RowTotals, kw_only=True):
+    """What a fork copied: the rows of each table, and its rigs."""
+
     rigs: int = 0
 
 
