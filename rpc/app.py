@@ -28,6 +28,7 @@ from rpc.settings import Settings
 from rpc.trpc_http import METHODS as TRPC_HTTP_METHODS
 from rpc.trpc_http import TrpcHttpShortcut, handle_trpc_http
 from rpc.trpc_ws import handle_trpc_ws
+from rpc.web import serve_web_app
 
 VERSION = "0.1.0"
 log = logging.getLogger("gastown")
@@ -93,4 +94,6 @@ def create_app(settings: Settings, router: Router | None = None) -> Starlette:
         Middleware(CorsMiddleware, origins=settings.cors_origins, dev_mode=settings.dev_mode),
         Middleware(TrpcHttpShortcut),
     ]
-    return Starlette(routes=routes, middleware=middleware, lifespan=lifespan)
+    app = Starlette(routes=routes, middleware=middleware, lifespan=lifespan)
+    serve_web_app(app, settings.web_dir)  # `/`: the web app, for paths no route takes
+    return app

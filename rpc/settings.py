@@ -24,6 +24,8 @@ class Settings(msgspec.Struct, frozen=True):
     log_level: str
     # Test-only: name of a fork step at which the process kills itself (crash tests).
     fault_inject: str | None = None
+    # Where the built web app is (default: web/dist of this checkout).
+    web_dir: Path | None = None
 
     def __repr__(self) -> str:  # never print the secret
         return f"Settings(host={self.host!r}, port={self.port}, data_dir={str(self.data_dir)!r}, dev_mode={self.dev_mode})"
@@ -63,4 +65,5 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         cors_origins=origins,
         log_level=env.get("GASTOWN_LOG_LEVEL", "info"),
         fault_inject=env.get("GASTOWN_TEST_FAULT") or None,
+        web_dir=Path(env["GASTOWN_WEB_DIR"]).resolve() if env.get("GASTOWN_WEB_DIR") else None,
     )
