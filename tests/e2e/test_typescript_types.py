@@ -123,7 +123,10 @@ def test_tsc_accepts_web() -> None:
     output = _output(result)
     assert result.returncode == 0, f"tsc -p web/tsconfig.json --noEmit failed ({elapsed:.1f} s):\n{output}"
     listed = {Path(line.strip()) for line in result.stdout.splitlines() if line.strip()}
-    expected = {ROUTER_DTS, *TYPECHECK.glob("*.ts"), *TYPECHECK.glob("*.tsx")}
+    # The web app's own sources (web/src) are compiled strictly too.
+    app_sources = [*(WEB / "src").rglob("*.ts"), *(WEB / "src").rglob("*.tsx")]
+    assert app_sources, "web/src has no TypeScript"
+    expected = {ROUTER_DTS, *TYPECHECK.glob("*.ts"), *TYPECHECK.glob("*.tsx"), *app_sources}
     missing = sorted(str(p.relative_to(WEB)) for p in expected if p.resolve() not in listed)
     assert not missing, f"web/tsconfig.json does not compile {missing}"
     assert elapsed < TSC_BUDGET_SECONDS, f"tsc took {elapsed:.1f} s (budget {TSC_BUDGET_SECONDS} s)"
