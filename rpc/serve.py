@@ -27,6 +27,7 @@ def main() -> None:
         token = mint_token(settings.secret, DEV_USER_ID, org_memberships=[OrgMembership(orgId=DEV_ORG_ID, role="owner")])
         print("dev mode: NEXTAUTH_SECRET is unset; using the secret in data/dev-secret", flush=True)
         print(f"export TOKEN={token}", flush=True)
+        print(f"open the web app, signed in: {url}/#token={token}", flush=True)
         print(f"try: curl -H \"Authorization: Bearer $TOKEN\" '{url}/trpc/gastown.listTowns'", flush=True)
     app = create_app(settings)
     # access_log off: uvicorn would log query strings, and SSE carries the token there.
