@@ -260,12 +260,16 @@ class ForkService:
         towns = self.runtime.namespace(TownDO)
         new_town = towns.get(town_id)
         published = False
+        fresh_container: asyncio.Future[None] | None = None
         try:
             source = await self._source_path(plan)
             owner_user = plan.target.created_by_user_id
             token = self.mint(owner_user)
             await new_town.call(TownDO.initialize, ownership=lifecycle.ownership_fields(plan.target, token))
             self.fault("initialized")
+            # The fresh container object is another object: created while the import runs.
+            container = self.runtime.namespace(TownContainerDO).get(town_id)
+            fresh_container = asyncio.ensure_future(container.call(TownContainerDO.put, "container:registry", []))
             mapping: dict[str, str] = {}
             progress = self._import_progress(tracker)
             report = await new_town.call_bulk(TownDO.import_fork_from, source, self._options(plan), mapping, progress)
@@ -278,7 +282,7 @@ class ForkService:
             )
             await new_town.call(TownDO.configure_fork_rigs, owner_user, token, list(zip(town_rigs, creds)))
             self.fault("configured")
-            await self.runtime.namespace(TownContainerDO).get(town_id).call(TownContainerDO.put, "container:registry", [])
+            await fresh_container
             forked_at = now_iso()
             lineage = {"town_id": plan.source_town_id, "forked_at": forked_at, "by_user_id": plan.caller_id}
             await new_town.call(TownDO.set_forked_from, lineage)
@@ -314,6 +318,9 @@ class ForkService:
             return encoded
         finally:
             if not published:
+                if fresh_container is not None:
+                    # Let it finish (or fail) first, so the discard below leaves nothing behind.
+                    await asyncio.gather(fresh_container, return_exceptions=True)
                 await self._discard(town_id)
 
 
