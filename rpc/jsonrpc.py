@@ -255,7 +255,9 @@ def _from_response(response: Any, method: str) -> Reply:
 
 
 def _is_trpc_frame(item: dict[str, Any]) -> bool:
-    if item.get("method") not in _TRPC_METHODS:
+    method = item.get("method")
+    # Any JSON value may arrive here: only a string is looked up (an object is unhashable).
+    if not isinstance(method, str) or method not in _TRPC_METHODS:
         return False
     params = item.get("params")
     return "jsonrpc" not in item or (isinstance(params, dict) and "path" in params)
@@ -268,7 +270,7 @@ async def _answer_trpc(ctx: RpcContext, item: dict[str, Any]) -> Reply | None:
 
     def reply(request_id: Any, body: dict[str, Any]) -> Reply:
         out: Reply = {"id": request_id}
-        if jsonrpc is not _ABSENT:
+        if jsonrpc == JSONRPC_VERSION:  # echoed only when valid: client garbage never goes back
             out["jsonrpc"] = jsonrpc
         out.update(body)
         return out
