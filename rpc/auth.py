@@ -6,7 +6,7 @@ import threading
 import time
 import uuid
 from collections import OrderedDict
-from typing import Literal
+from typing import Annotated, Literal
 
 import jwt
 import msgspec
@@ -17,16 +17,38 @@ OrgRole = Literal["owner", "member", "billing_manager"]
 TOKEN_TTL_SECONDS = 30 * 24 * 3600
 
 
+# Bounds of the claims we use: a signed token is still client-supplied text (a key, a log line,
+# a database value later), so it is held to the same rules as any input.
+UserId = Annotated[str, msgspec.Meta(min_length=1, max_length=256)]
+OrgId = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9_-]{1,128}$")]
+MAX_ORG_MEMBERSHIPS = 1000
+
+
 class OrgMembership(msgspec.Struct, frozen=True):
-    orgId: str
+    orgId: OrgId
     role: OrgRole
 
 
 class _Claims(msgspec.Struct):
-    kiloUserId: str
+    """The one claims-validation step: what does not convert is UNAUTHORIZED, never cached."""
+
+    kiloUserId: UserId
     isAdmin: bool = False
     gastownAccess: bool = False
-    orgMemberships: list[OrgMembership] = []
+    orgMemberships: Annotated[list[OrgMembership], msgspec.Meta(max_length=MAX_ORG_MEMBERSHIPS)] = []
+
+    def __post_init__(self) -> None:
+        # JSON escapes can carry lone UTF-16 surrogates, which no UTF-8 encoder accepts.
+        if not _is_printable_unicode(self.kiloUserId):
+            raise ValueError("kiloUserId must be printable Unicode")
+
+
+def _is_printable_unicode(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return not any(ord(ch) < 0x20 or ord(ch) == 0x7F for ch in text)
 
 
 class Caller(msgspec.Struct, frozen=True):
@@ -55,7 +77,9 @@ def _verify(token: str | None, secret: str) -> tuple[Caller, int | None]:
         )
     except jwt.ExpiredSignatureError:
         raise RpcError("UNAUTHORIZED", "Token expired") from None
-    except jwt.PyJWTError:
+    except (jwt.PyJWTError, ValueError, OverflowError, TypeError):
+        # PyJWT lets through a token str that is not UTF-8 (UnicodeEncodeError) and claims
+        # like `"exp": 1e400` (OverflowError): a client's bytes, so UNAUTHORIZED, not a 500.
         raise RpcError("UNAUTHORIZED", "Invalid token") from None
     try:
         claims = msgspec.convert(payload, _Claims)
