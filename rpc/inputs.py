@@ -12,18 +12,22 @@ from typing import Annotated, Any, Literal
 import msgspec
 from msgspec import UNSET, Meta, UnsetType
 
+from town.bounds import MAX_COUNT, MAX_SHORT, MAX_TEXT, Labels, NonEmptyShort, Short, Text
 from town.config import TownConfigUpdate
 from town.rigs import RigOverrideConfig
 
 Name = Annotated[str, Meta(min_length=1, max_length=64)]
-Title = Annotated[str, Meta(min_length=1)]
+Title = Annotated[str, Meta(min_length=1, max_length=MAX_TEXT)]
 Limit = Annotated[int, Meta(ge=1, le=500)]
-Offset = Annotated[int, Meta(ge=0)]
+Offset = Annotated[int, Meta(ge=0, le=MAX_COUNT)]
 # A URL as zod's .url() accepts it: a scheme, ':' and something after it.
 Url = Annotated[str, Meta(pattern=r"^[A-Za-z][A-Za-z0-9+.-]*://[^\s]+$", max_length=2048)]
 BeadStatus = Literal["open", "in_progress", "in_review", "closed", "failed"]
 BeadType = Literal["issue", "message", "escalation", "merge_request", "convoy", "molecule", "agent"]
 Priority = Literal["low", "medium", "high", "critical"]
+Uuids = Annotated[list[uuid.UUID], Meta(max_length=500)]
+# Stored as JSON text, never bound as a value of its own; bounded in size by the body limit.
+Metadata = Annotated[dict[Short, Any], Meta(max_length=MAX_SHORT)]
 
 
 class Input(msgspec.Struct, kw_only=True):
@@ -88,8 +92,8 @@ class CreateBeadInput(Input, kw_only=True):
     rigId: uuid.UUID
     townId: uuid.UUID | None = None
     title: Title
-    body: str | None = None
-    labels: list[str] | None = None
+    body: Text | None = None
+    labels: Labels | None = None
     startImmediately: bool = False
 
 
@@ -98,14 +102,14 @@ class UpdateBeadInput(Input, kw_only=True):
     beadId: uuid.UUID
     townId: uuid.UUID | None = None
     title: Title | UnsetType = UNSET
-    body: str | None | UnsetType = UNSET
+    body: Text | None | UnsetType = UNSET
     status: BeadStatus | UnsetType = UNSET
     priority: Priority | UnsetType = UNSET
-    labels: list[str] | UnsetType = UNSET
-    metadata: dict[str, Any] | UnsetType = UNSET
+    labels: Labels | UnsetType = UNSET
+    metadata: Metadata | UnsetType = UNSET
     rig_id: uuid.UUID | None | UnsetType = UNSET
     parent_bead_id: uuid.UUID | None | UnsetType = UNSET
-    depends_on: list[uuid.UUID] | UnsetType = UNSET
+    depends_on: Uuids | UnsetType = UNSET
 
 
 class DeleteBeadInput(Input, kw_only=True):
@@ -127,13 +131,13 @@ class GetBeadEventsInput(Input, kw_only=True):
     rigId: uuid.UUID
     townId: uuid.UUID | None = None
     beadId: uuid.UUID | None = None
-    since: str | None = None
+    since: Short | None = None
     limit: Limit = 100
 
 
 class GetTownEventsInput(Input, kw_only=True):
     townId: uuid.UUID
-    since: str | None = None
+    since: Short | None = None
     limit: Limit = 100
 
 
@@ -144,7 +148,7 @@ class GetConvoyInput(Input, kw_only=True):
 
 class WatchTownEventsInput(Input, kw_only=True):
     townId: uuid.UUID
-    since: str | None = None
+    since: Short | None = None
     pollMs: Annotated[int, Meta(ge=100, le=60_000)] = 1000
 
 
@@ -175,11 +179,10 @@ class ForkProgressInput(Input, kw_only=True, forbid_unknown_fields=True):
 
 
 # -- the rest of the upstream catalogue -----------------------------------------------------
-Uuids = Annotated[list[uuid.UUID], Meta(max_length=500)]
 RunPolicy = Literal["automatic", "paused_by_user"]
 # adminListBeads filters on the statuses upstream's admin view knows (no in_review).
 AdminBeadStatus = Literal["open", "in_progress", "closed", "failed"]
-NonEmpty = Annotated[str, Meta(min_length=1)]
+NonEmpty = NonEmptyShort
 
 
 class RigBeadInput(Input, kw_only=True):
@@ -218,7 +221,7 @@ class MergeQueueInput(Input, kw_only=True):
     townId: uuid.UUID
     rigId: uuid.UUID | None = None
     limit: Limit = 50
-    since: str | None = None
+    since: Short | None = None
 
 
 class RunPolicyInput(Input, kw_only=True):
@@ -242,16 +245,16 @@ class DisconnectWastelandInput(Input, kw_only=True):
 class SlingInput(Input, kw_only=True):
     rigId: uuid.UUID
     title: Title
-    body: str | None = None
-    model: str = "kilo/kilo-auto/frontier"
-    labels: list[str] | None = None
+    body: Text | None = None
+    model: Short = "kilo/kilo-auto/frontier"
+    labels: Labels | None = None
     townId: uuid.UUID | None = None
 
 
 class SendMessageInput(Input, kw_only=True):
     townId: uuid.UUID
     message: Title
-    model: str = "anthropic/claude-sonnet-4.6"
+    model: Short = "anthropic/claude-sonnet-4.6"
     rigId: uuid.UUID | None = None
     uiContext: Annotated[str, Meta(max_length=10_000)] | None = None
 
@@ -270,7 +273,7 @@ class ResizePtyInput(Input, kw_only=True):
 
 
 class EnrichBeadInput(Input, kw_only=True):
-    body: Annotated[str, Meta(min_length=10)]
+    body: Annotated[str, Meta(min_length=10, max_length=MAX_TEXT)]
     townId: uuid.UUID
 
 
@@ -289,7 +292,7 @@ class AdminListBeadsInput(Input, kw_only=True):
 class AdminTownEventsInput(Input, kw_only=True):
     townId: uuid.UUID
     beadId: uuid.UUID | None = None
-    since: str | None = None
+    since: Short | None = None
     limit: Limit = 100
 
 

@@ -16,6 +16,7 @@ import msgspec
 from msgspec import UNSET, Meta, UnsetType
 
 from dos.kv import kv_get, kv_put
+from town.bounds import MAX_COUNT, EnvVars, Secret, Short
 from town.errors import BadRequest
 
 CONFIG_KEY = "town:config"
@@ -30,23 +31,24 @@ MaxPolecats = Annotated[int, Meta(ge=1, le=50)]
 AlarmActive = Annotated[int, Meta(ge=5, le=600)]
 AlarmIdle = Annotated[int, Meta(ge=30, le=3600)]
 SleepAfter = Annotated[int, Meta(ge=5, le=120)]
-DelayMinutes = Annotated[int, Meta(ge=0)]
+DelayMinutes = Annotated[int, Meta(ge=0, le=MAX_COUNT)]
 Instructions = Annotated[str, Meta(max_length=2000)]
+Gates = Annotated[list[Secret], Meta(max_length=100)]
 
 _MASK = re.compile(r"\*{4}.{0,4}", re.DOTALL)
 
 
 class GitAuth(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
-    github_token: str | UnsetType = UNSET
-    gitlab_token: str | UnsetType = UNSET
-    gitlab_instance_url: str | UnsetType = UNSET
-    platform_integration_id: str | UnsetType = UNSET
+    github_token: Secret | UnsetType = UNSET
+    gitlab_token: Secret | UnsetType = UNSET
+    gitlab_instance_url: Secret | UnsetType = UNSET
+    platform_integration_id: Short | UnsetType = UNSET
 
 
 class RoleModels(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
-    mayor: str | UnsetType = UNSET
-    refinery: str | UnsetType = UNSET
-    polecat: str | UnsetType = UNSET
+    mayor: Short | UnsetType = UNSET
+    refinery: Short | UnsetType = UNSET
+    polecat: Short | UnsetType = UNSET
 
 
 class RefineryConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
@@ -101,7 +103,7 @@ class TownConfig(msgspec.Struct, kw_only=True):
 
 
 class RefineryUpdate(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
-    gates: list[str] | UnsetType = UNSET
+    gates: Gates | UnsetType = UNSET
     auto_merge: bool | UnsetType = UNSET
     require_clean_merge: bool | UnsetType = UNSET
     code_review: bool | UnsetType = UNSET
@@ -123,17 +125,17 @@ class TownConfigUpdate(msgspec.Struct, kw_only=True, forbid_unknown_fields=True)
     """Input of updateTownConfig. Ownership fields are accepted (the front end sends the whole
     config back) but never applied."""
 
-    env_vars: dict[str, str] | UnsetType = UNSET
+    env_vars: EnvVars | UnsetType = UNSET
     git_auth: GitAuth | UnsetType = UNSET
-    owner_user_id: str | UnsetType | None = UNSET
+    owner_user_id: Short | UnsetType | None = UNSET
     owner_type: OwnerType | UnsetType | None = UNSET
-    owner_id: str | UnsetType | None = UNSET
-    created_by_user_id: str | UnsetType | None = UNSET
-    organization_id: str | UnsetType | None = UNSET
-    kilocode_token: str | UnsetType = UNSET
-    default_model: str | UnsetType = UNSET
+    owner_id: Short | UnsetType | None = UNSET
+    created_by_user_id: Short | UnsetType | None = UNSET
+    organization_id: Short | UnsetType | None = UNSET
+    kilocode_token: Secret | UnsetType = UNSET
+    default_model: Short | UnsetType = UNSET
     role_models: RoleModels | UnsetType = UNSET
-    small_model: str | UnsetType = UNSET
+    small_model: Short | UnsetType = UNSET
     max_polecats_per_rig: MaxPolecats | UnsetType = UNSET
     merge_strategy: MergeStrategy | UnsetType = UNSET
     refinery: RefineryUpdate | UnsetType = UNSET
@@ -142,9 +144,9 @@ class TownConfigUpdate(msgspec.Struct, kw_only=True, forbid_unknown_fields=True)
     container: ContainerConfig | UnsetType = UNSET
     staged_convoys_default: bool | UnsetType = UNSET
     convoy_merge_mode: ConvoyMergeMode | UnsetType = UNSET
-    github_cli_pat: str | UnsetType = UNSET
-    git_author_name: str | UnsetType = UNSET
-    git_author_email: str | UnsetType = UNSET
+    github_cli_pat: Secret | UnsetType = UNSET
+    git_author_name: Short | UnsetType = UNSET
+    git_author_email: Short | UnsetType = UNSET
     disable_ai_coauthor: bool | UnsetType = UNSET
     custom_instructions: CustomInstructionsUpdate | UnsetType = UNSET
 

@@ -12,13 +12,14 @@ from msgspec import UNSET, Meta, UnsetType
 from dos.kv import kv_delete, kv_get, kv_put
 from town.bead_events import decode_object, json_text
 from town.beads import delete_beads
+from town.bounds import MAX_COUNT, Secret, Short
 from town.clock import now_iso
 from town.config import ConvoyMergeMode, DelayMinutes, Instructions, MergeStrategy, ReviewMode
 from town.errors import BadRequest, Conflict, NotFound
 
 _UNIQUE_VIOLATION = apsw.mapping_extended_result_codes["SQLITE_CONSTRAINT_UNIQUE"]
 
-PositiveInt = Annotated[int, Meta(gt=0)]
+PositiveInt = Annotated[int, Meta(gt=0, le=MAX_COUNT)]
 
 
 class TownRig(msgspec.Struct, kw_only=True):
@@ -33,8 +34,8 @@ class TownRig(msgspec.Struct, kw_only=True):
 
 
 class RigRoleModels(msgspec.Struct, kw_only=True, omit_defaults=True, forbid_unknown_fields=True):
-    polecat: str | UnsetType = UNSET
-    refinery: str | UnsetType = UNSET
+    polecat: Short | UnsetType = UNSET
+    refinery: Short | UnsetType = UNSET
 
 
 class RigCustomInstructions(
@@ -53,7 +54,7 @@ class RigOverrideConfig(
     ("disabled") survives a round trip as distinct from "inherit".
     """
 
-    default_model: str | UnsetType = UNSET
+    default_model: Short | UnsetType = UNSET
     role_models: RigRoleModels | UnsetType = UNSET
     review_mode: ReviewMode | UnsetType = UNSET
     code_review: bool | UnsetType = UNSET
@@ -63,7 +64,7 @@ class RigOverrideConfig(
     merge_strategy: MergeStrategy | UnsetType = UNSET
     convoy_merge_mode: ConvoyMergeMode | UnsetType = UNSET
     custom_instructions: RigCustomInstructions | UnsetType = UNSET
-    git_push_flags: str | UnsetType = UNSET
+    git_push_flags: Secret | UnsetType = UNSET
     max_concurrent_polecats: PositiveInt | UnsetType = UNSET
     max_dispatch_attempts: PositiveInt | UnsetType = UNSET
 

@@ -91,3 +91,84 @@ def test_signed_token_with_invalid_claims_is_unauthorized_on_every_transport(
     frame = asyncio.run(over_ws())
     assert frame["error"]["data"]["code"] == "UNAUTHORIZED"
 
+
+
+def _unbounded_fields(tp: Any, where: str, seen: set[Any]) -> list[str]:
+    """Every int without bounds inside SQLite's int64 and every str without a max length."""
+    import msgspec.inspect as mi
+
+    from town.bounds import SQLITE_INT_MAX, SQLITE_INT_MIN
+
+    if isinstance(tp, mi.IntType):
+        low = tp.ge if tp.ge is not None else tp.gt
+        high = tp.le if tp.le is not None else tp.lt
+        ok = low is not None and high is not None and SQLITE_INT_MIN <= low and high <= SQLITE_INT_MAX
+        return [] if ok else [where]
+    if isinstance(tp, mi.StrType):
+        return [] if tp.max_length is not None else [where]
+    if isinstance(tp, mi.StructType):
+        if tp.cls in seen:
+            return []
+        seen.add(tp.cls)
+        return [bad for f in tp.fields for bad in _unbounded_fields(f.type, f"{where}.{f.name}", seen)]
+    if isinstance(tp, mi.UnionType):
+        return [bad for t in tp.types for bad in _unbounded_fields(t, where, seen)]
+    if isinstance(tp, (mi.ListType, mi.SetType, mi.FrozenSetType, mi.VarTupleType)):
+        return [bad for bad in _unbounded_fields(tp.item_type, f"{where}[]", seen)]
+    if isinstance(tp, mi.DictType):
+        return _unbounded_fields(tp.key_type, f"{where}{{key}}", seen) + _unbounded_fields(
+            tp.value_type, f"{where}{{}}", seen
+        )
+    return []
+
+
+def test_every_int_and_str_a_client_can_send_is_bounded() -> None:
+    import msgspec.inspect as mi
+
+    from rpc.procedures import all_procedures
+
+    unbounded = [
+        bad
+        for proc in all_procedures()
+        if proc.input is not None
+        for bad in _unbounded_fields(mi.type_info(proc.input), proc.path, set())
+    ]
+    assert unbounded == []
+
+
+def test_integer_far_out_of_range_is_a_bad_request_on_every_transport(server: RunningServer) -> None:
+    import asyncio
+    import json
+
+    import websockets
+
+    token = server.token("bounds-user")
+    with server.client(token) as client:
+        town = client.post("/trpc/gastown.createTown", json={"name": "bounds"}).json()["result"]["data"]
+        rig = client.post(
+            "/trpc/gastown.createRig",
+            json={"townId": town["id"], "name": "r", "gitUrl": "https://example.com/r.git"},
+        ).json()["result"]["data"]
+        for offset in (2**64, 2**63, -(2**70), 10**40):
+            value = {"rigId": rig["id"], "townId": town["id"], "offset": offset}
+            got = client.get("/trpc/gastown.listBeads", params={"input": json.dumps(value)})
+            assert got.status_code == 400, got.text
+            rpc = client.post("/rpc", json={"jsonrpc": "2.0", "id": 1, "method": "gastown.listBeads", "params": value})
+            assert rpc.json()["error"]["data"]["code"] == "BAD_REQUEST"
+        config = {"townId": town["id"], "config": {"refinery": {"auto_merge_delay_minutes": 2**64}}}
+        assert client.post("/trpc/gastown.updateTownConfig", json=config).status_code == 400
+        rig_config = {"rigId": rig["id"], "config": {"max_concurrent_polecats": 2**63}}
+        assert client.post("/trpc/gastown.updateRigConfig", json=rig_config).status_code == 400
+        assert client.post(
+            "/trpc/gastown.createBead", json={"rigId": rig["id"], "title": "x" * 200_000}
+        ).status_code == 400
+        assert client.get("/trpc/gastown.listBeads", params={"input": json.dumps({"rigId": rig["id"]})}).status_code == 200
+
+    async def over_ws() -> dict[str, Any]:
+        async with websockets.connect(server.ws_url + "?connectionParams=1") as ws:
+            await ws.send(json.dumps({"method": "connectionParams", "data": {"token": token}}))
+            frame = {"id": 1, "method": "query", "params": {"path": "gastown.listBeads", "input": {"rigId": rig["id"], "offset": 2**64}}}
+            await ws.send(json.dumps(frame))
+            return dict(json.loads(await asyncio.wait_for(ws.recv(), 10)))
+
+    assert asyncio.run(over_ws())["error"]["data"]["code"] == "BAD_REQUEST"
