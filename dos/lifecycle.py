@@ -150,7 +150,10 @@ async def delete_rig(runtime: ObjectRuntime, *, owner_kind: OwnerKind, owner_id:
 
 
 async def sweep_orphans(runtime: ObjectRuntime) -> list[str]:
-    """Remove town databases no owner object knows (half-written by a crash). Startup only."""
+    """Remove town databases no owner object knows (half-written by a crash), and first
+    writes of any object that a crash interrupted. Startup only."""
+    for path in runtime.remove_partial_writes():
+        log.warning("removing %s (an object's first write, interrupted)", path)
     towns = runtime.namespace(TownDO)
     removed: list[str] = []
     for town_id in towns.ids_on_disk():

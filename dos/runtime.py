@@ -17,6 +17,15 @@ only while that is still current. So a hit is the answer the call would have giv
 at that moment (a write still running is not acknowledged yet: answering as before it is a
 valid order). Memoized results are shared between callers: they must be immutable (frozen
 Structs, tuples, None).
+
+No object without a write (as with Durable Objects): an instance whose file does not exist is
+opened on an in-memory database with its migrations applied, so reads, denied calls and
+probes of unknown ids answer "empty" and leave nothing on disk. The first call that changes
+that database (rows or schema; checked after its transaction committed, still under the
+instance's thread lock, so no other call can observe the in-between state) writes it to
+`<file>.new` with `VACUUM INTO`, fsyncs it, renames it into place, fsyncs the directory and
+switches the instance to the file: a file appears complete or not at all, and the call
+answers only after that. If that fails the call fails and the in-memory state is dropped.
 """
 
 from __future__ import annotations
@@ -90,6 +99,47 @@ def open_database(path: Path) -> apsw.Connection:
     return conn
 
 
+def open_unwritten(migrations: Sequence[Migration]) -> apsw.Connection:
+    """The database of an object that has no file yet: in memory, migrated, empty."""
+    conn = apsw.Connection(":memory:")
+    try:
+        apply_migrations(conn, migrations)
+    except BaseException:
+        conn.close()
+        raise
+    return conn
+
+
+def _change_mark(conn: apsw.Connection) -> tuple[int, int]:
+    """Changes so far: rows written by this connection, and the schema cookie (DDL)."""
+    row = conn.execute("PRAGMA schema_version").fetchone()
+    assert row is not None
+    return conn.total_changes(), int(row[0])
+
+
+def _fsync_path(path: str | Path, *, directory: bool = False) -> None:
+    fd = os.open(path, os.O_RDONLY | (os.O_DIRECTORY if directory else 0))
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def write_out(conn: apsw.Connection, path: Path) -> None:
+    """Write an in-memory database to `path` atomically and durably (never half a file)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".new")
+    tmp.unlink(missing_ok=True)  # left by a crash during an earlier attempt
+    try:
+        conn.execute("VACUUM INTO ?", (str(tmp),))
+        _fsync_path(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    _fsync_path(path.parent, directory=True)
+
+
 def open_snapshot_reader(path: Path) -> apsw.Connection:
     """A read-only connection to an object's database (a WAL reader: never blocks its writer).
 
@@ -113,8 +163,9 @@ def _memo_key(fn: Callable[..., Any], args: tuple[Any, ...]) -> tuple[Any, ...] 
 
 
 class _Instance(Generic[T]):
-    def __init__(self, obj: T) -> None:
+    def __init__(self, obj: T, persisted: bool) -> None:
         self.obj = obj
+        self.persisted = persisted  # False: never written, in memory only (no file)
         self.queue = asyncio.Lock()
         self.thread_lock = threading.Lock()
         self.closed = False  # connection closed: evicted (reopens on next use) or destroyed
@@ -152,8 +203,11 @@ class Namespace(Generic[T]):
         return self.directory / f"{encode_object_id(object_id)}.sqlite3"
 
     def exists(self, object_id: str) -> bool:
-        """True if the instance has a database (without creating one)."""
-        return object_id in self._instances or self.path_for(object_id).exists()
+        """True if the instance has a database file (was ever written)."""
+        inst = self._instances.get(object_id)
+        if inst is not None:
+            return inst.persisted
+        return self.path_for(object_id).exists()
 
     def get(self, object_id: str) -> Stub[T]:
         encode_object_id(object_id)  # validates
@@ -175,8 +229,8 @@ class Namespace(Generic[T]):
         async with opening:
             inst = self._instances.get(object_id)
             if inst is None:
-                obj = await self._runtime.run_in_pool(self._open, object_id)
-                inst = _Instance(obj)
+                obj, persisted = await self._runtime.run_in_pool(self._open, object_id)
+                inst = _Instance(obj, persisted)
                 self._instances[object_id] = inst
         self._opening.pop(object_id, None)
         self._runtime.touch(self, object_id)
@@ -195,14 +249,34 @@ class Namespace(Generic[T]):
             self._instances.pop(object_id, None)
         return True
 
-    def _open(self, object_id: str) -> T:
-        conn = open_database(self.path_for(object_id))
+    def _open(self, object_id: str) -> tuple[T, bool]:
+        path = self.path_for(object_id)
+        if not path.exists():
+            return self.cls(open_unwritten(self.cls.MIGRATIONS), object_id), False
+        conn = open_database(path)
         try:
             apply_migrations(conn, self.cls.MIGRATIONS)
         except BaseException:
             conn.close()
             raise
-        return self.cls(conn, object_id)
+        return self.cls(conn, object_id), True
+
+    def _persist(self, inst: _Instance[T]) -> None:
+        """First write of a never-written instance: its memory database becomes its file.
+        Runs under the instance's thread lock, right after the call's transaction."""
+        memory = inst.obj.conn
+        try:
+            path = self.path_for(inst.obj.id)
+            write_out(memory, path)
+            conn = open_database(path)
+        except BaseException:
+            # Not on disk, so not acknowledged: forget what the call wrote in memory.
+            inst.obj = self.cls(open_unwritten(self.cls.MIGRATIONS), inst.obj.id)
+            memory.close()
+            raise
+        inst.obj = self.cls(conn, inst.obj.id)
+        inst.persisted = True
+        memory.close()
 
     async def call(
         self, object_id: str, fn: Callable[Concatenate[T, P], R], *args: P.args, **kwargs: P.kwargs
@@ -239,8 +313,15 @@ class Namespace(Generic[T]):
                 with inst.thread_lock:
                     generation = inst.generation
                     try:
-                        with inst.obj.conn:
-                            result = fn(inst.obj, *args, **kwargs)
+                        if inst.persisted:
+                            with inst.obj.conn:
+                                result = fn(inst.obj, *args, **kwargs)
+                        else:
+                            before = _change_mark(inst.obj.conn)
+                            with inst.obj.conn:
+                                result = fn(inst.obj, *args, **kwargs)
+                            if _change_mark(inst.obj.conn) != before:
+                                self._persist(inst)
                     finally:
                         if memo_key is None:  # this call may have written
                             inst.generation = generation + 1
@@ -260,7 +341,8 @@ class Namespace(Generic[T]):
 
     async def destroy(self, object_id: str) -> None:
         """Close the instance and delete its database file and WAL/SHM companions."""
-        inst = await self._instance(object_id) if self.exists(object_id) else None
+        known = object_id in self._instances or self.exists(object_id)
+        inst = await self._instance(object_id) if known else None
         if inst is not None:
             async with inst.queue:
                 inst.destroyed = True
@@ -271,7 +353,7 @@ class Namespace(Generic[T]):
 
     def remove_files(self, object_id: str) -> None:
         base = self.path_for(object_id)
-        for suffix in ("", "-wal", "-shm", "-journal"):
+        for suffix in ("", "-wal", "-shm", "-journal", ".new"):
             try:
                 os.unlink(f"{base}{suffix}")
             except FileNotFoundError:
@@ -293,7 +375,8 @@ class Namespace(Generic[T]):
 
 
 class Stub(Generic[T]):
-    """Handle on one instance; the database is opened (and created) on the first call."""
+    """Handle on one instance; the database is opened on the first call, and its file is
+    created by the first call that writes (see the module docstring)."""
 
     def __init__(self, namespace: Namespace[T], object_id: str) -> None:
         self.namespace = namespace
@@ -347,6 +430,14 @@ class ObjectRuntime:
                 break
             if await ns.evict(object_id):
                 self.forget(ns, object_id)
+
+    def remove_partial_writes(self) -> list[Path]:
+        """Delete `<file>.new` left by a crash while an object's first write was being written
+        out (that write was never acknowledged). Startup only, before any call runs."""
+        removed = sorted(self.data_dir.glob("*/*.sqlite3.new"))
+        for path in removed:
+            path.unlink(missing_ok=True)
+        return removed
 
     def namespace(self, cls: type[T]) -> Namespace[T]:
         ns = self._namespaces.get(cls)

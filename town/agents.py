@@ -179,9 +179,7 @@ def force_reset_agent(conn: apsw.Connection, agent_id: str) -> None:
 def raw_metadata_rows(conn: apsw.Connection) -> list[dict[str, Any]]:
     """debugAgentMetadata's dump: the dispatcher's view of every agent_metadata row, as upstream
     selects it (no output schema upstream, so plain column-named objects)."""
-    cursor = conn.execute(
-        "SELECT bead_id, role, status, current_hook_bead_id, dispatch_attempts, last_activity_at"
-        " FROM agent_metadata ORDER BY rowid"
-    )
-    columns = [d[0] for d in cursor.getdescription()]
+    # Columns named here: a cursor with no rows has no description to read them from.
+    columns = ("bead_id", "role", "status", "current_hook_bead_id", "dispatch_attempts", "last_activity_at")
+    cursor = conn.execute(f"SELECT {', '.join(columns)} FROM agent_metadata ORDER BY rowid")
     return [dict(zip(columns, row, strict=True)) for row in cursor]

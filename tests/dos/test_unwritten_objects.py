@@ -1,0 +1,92 @@
+"""No object without a write (dos/runtime.py): an instance gets a file at its first write only."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+from dos.kv import KV_DDL, kv_get, kv_put
+from dos.runtime import DurableObject, ObjectRuntime, memoized_read
+
+
+class Box(DurableObject):
+    MIGRATIONS = (KV_DDL, "CREATE TABLE IF NOT EXISTS log (n INTEGER)")
+
+    @memoized_read
+    def read(self, key: str) -> object:
+        return kv_get(self.conn, key)
+
+    def count(self) -> int:
+        row = self.conn.execute("SELECT count(*) FROM log").fetchone()
+        return int(row[0]) if row else 0
+
+    def put(self, key: str, value: int) -> None:
+        kv_put(self.conn, key, value)
+
+    def put_then_fail(self, key: str) -> None:
+        kv_put(self.conn, key, 1)
+        raise ValueError("boom")
+
+    def delete_nothing(self) -> None:
+        self.conn.execute("DELETE FROM log WHERE n = -1")
+
+    def add_index(self) -> None:
+        self.conn.execute("CREATE INDEX IF NOT EXISTS log_n ON log (n)")
+
+
+def _files(root: Path) -> list[str]:
+    return sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file())
+
+
+def test_reads_failed_writes_and_no_op_writes_leave_no_file(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        runtime = ObjectRuntime(tmp_path)
+        ns = runtime.namespace(Box)
+        box = ns.get("b1")
+        assert await box.call(Box.read, "k") is None
+        assert await box.call(Box.count) == 0
+        await box.call(Box.delete_nothing)
+        try:
+            await box.call(Box.put_then_fail, "k")
+        except ValueError:
+            pass
+        assert await box.call(Box.read, "k") is None
+        assert not ns.exists("b1")
+        assert _files(tmp_path) == []
+        await runtime.close()
+
+    asyncio.run(scenario())
+
+
+def test_the_first_write_creates_the_file_with_what_it_wrote(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        runtime = ObjectRuntime(tmp_path)
+        ns = runtime.namespace(Box)
+        box = ns.get("b1")
+        assert await box.call(Box.read, "k") is None  # memoized while unwritten
+        await box.call(Box.put, "k", 7)
+        assert ns.exists("b1")
+        assert await box.call(Box.read, "k") == 7
+        await box.call(Box.put, "k", 8)
+        schema_only = ns.get("b2")
+        await schema_only.call(Box.add_index)  # DDL counts as a write too
+        assert ns.exists("b2")
+        await runtime.close()
+        assert not any(name.endswith(".new") for name in _files(tmp_path))
+        again = ObjectRuntime(tmp_path)
+        assert await again.namespace(Box).get("b1").call(Box.read, "k") == 8
+        await again.close()
+
+    asyncio.run(scenario())
+
+
+def test_destroying_an_unwritten_object_forgets_it(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        runtime = ObjectRuntime(tmp_path)
+        ns = runtime.namespace(Box)
+        await ns.get("b1").call(Box.count)
+        await ns.get("b1").destroy()
+        assert not ns.exists("b1") and _files(tmp_path) == []
+        await runtime.close()
+
+    asyncio.run(scenario())
