@@ -9,6 +9,7 @@ import signal
 from collections.abc import AsyncIterator
 
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -19,6 +20,8 @@ from dos.git_tokens import GitTokenProvider
 from dos.runtime import ObjectRuntime
 from rpc.auth import TokenCache, mint_token
 from rpc.cors import CorsMiddleware
+from rpc.envelopes import JSON_HEADERS, error_json
+from rpc.errors import TRPC_CODES, RpcError
 from rpc.jsonrpc import handle_jsonrpc
 from rpc.procedures import build_router
 from rpc.request_log import RequestLogMiddleware
@@ -40,6 +43,17 @@ async def healthz(_: Request) -> Response:
 
 async def health(_: Request) -> Response:
     return JSONResponse({"status": "ok"})
+
+
+_KEY_BY_STATUS = {status: key for key, (_, status) in reversed(list(TRPC_CODES.items()))}
+
+
+async def http_error(_: Request, exc: Exception) -> Response:
+    """Routing errors (no route, wrong method) as the tRPC error envelope, never plain text."""
+    assert isinstance(exc, HTTPException)
+    key = _KEY_BY_STATUS.get(exc.status_code, "BAD_REQUEST" if exc.status_code < 500 else "INTERNAL_SERVER_ERROR")
+    headers = {**JSON_HEADERS, **(exc.headers or {})}
+    return Response(error_json(RpcError(key, exc.detail), None), status_code=exc.status_code, headers=headers)
 
 
 def crash_point(step: str | None):  # type: ignore[no-untyped-def]
@@ -94,6 +108,8 @@ def create_app(settings: Settings, router: Router | None = None) -> Starlette:
         Middleware(CorsMiddleware, origins=settings.cors_origins, dev_mode=settings.dev_mode),
         Middleware(TrpcHttpShortcut),
     ]
-    app = Starlette(routes=routes, middleware=middleware, lifespan=lifespan)
+    app = Starlette(
+        routes=routes, middleware=middleware, lifespan=lifespan, exception_handlers={HTTPException: http_error}
+    )
     serve_web_app(app, settings.web_dir)  # `/`: the web app, for paths no route takes
     return app

@@ -9,6 +9,7 @@ cause is logged once, with a request id, and never sent).
 from __future__ import annotations
 
 import logging
+import re
 import uuid
 from typing import Final
 
@@ -42,6 +43,22 @@ TRPC_CODES: Final[dict[str, tuple[int, int]]] = {
     "SERVICE_UNAVAILABLE": (-32603, 503),
     "GATEWAY_TIMEOUT": (-32603, 504),
 }
+
+
+# The one path policy: a procedure path is letters, digits, `_` and `.`. Anything else is no
+# procedure, and a client's path is echoed (in a message or `data.path`) only when it is one.
+_PROCEDURE_PATH: Final = re.compile(r"[A-Za-z0-9_.]{0,256}")
+
+
+def is_procedure_path(path: object) -> bool:
+    return isinstance(path, str) and _PROCEDURE_PATH.fullmatch(path) is not None
+
+
+def no_procedure(path: object) -> RpcError:
+    """NOT_FOUND for a path the table does not hold, naming it only when it is a valid path."""
+    if is_procedure_path(path):
+        return RpcError("NOT_FOUND", f'No procedure found on path "{path}"')
+    return RpcError("NOT_FOUND", "No procedure found on this path (procedure paths are [A-Za-z0-9_.]+)")
 
 
 class RpcError(Exception):
@@ -84,7 +101,7 @@ def error_shape(err: RpcError, path: str | None = None) -> ErrorShape:
         data=ErrorData(
             code=err.code,
             httpStatus=err.http_status,
-            path=msgspec.UNSET if path is None else path,
+            path=path if is_procedure_path(path) else msgspec.UNSET,
         ),
     )
 

@@ -28,7 +28,16 @@ from starlette.responses import Response
 
 from rpc import codec
 from rpc.envelopes import bearer_token
-from rpc.errors import TRPC_CODES, ErrorData, ErrorShape, RpcError, error_shape, to_rpc_error
+from rpc.errors import (
+    TRPC_CODES,
+    ErrorData,
+    ErrorShape,
+    RpcError,
+    error_shape,
+    is_procedure_path,
+    no_procedure,
+    to_rpc_error,
+)
 from rpc.router import NO_INPUT, Router, decode_input
 from rpc.services import Services
 
@@ -294,7 +303,7 @@ async def _answer_trpc(ctx: RpcContext, item: dict[str, Any]) -> Reply | None:
     router = ctx.services.router
     proc = router.lookup(path)
     if proc is None:
-        return fail(request_id, RpcError("NOT_FOUND", f'No procedure found on path "{path}"'), path)
+        return fail(request_id, no_procedure(path), path)
     if proc.kind != kind:
         return fail(request_id, RpcError("NOT_FOUND", f'No "{kind}"-procedure on path "{path}"'), path)
     try:
@@ -318,7 +327,7 @@ def _shape(code: int, message: str, trpc_code: str, path: str | None = None) -> 
     data = ErrorData(
         code=trpc_code,
         httpStatus=TRPC_CODES[trpc_code][1],
-        path=msgspec.UNSET if path is None else path,
+        path=path if is_procedure_path(path) else msgspec.UNSET,
     )
     return ErrorShape(message=message, code=code, data=data)
 

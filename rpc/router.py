@@ -18,7 +18,7 @@ from typing import Any, Literal, Protocol
 import msgspec
 
 from rpc.auth import Caller
-from rpc.errors import RpcError
+from rpc.errors import RpcError, no_procedure
 
 Kind = Literal["query", "mutation", "subscription"]
 
@@ -79,7 +79,7 @@ class Router:
     def require(self, path: str) -> Procedure:
         proc = self._procedures.get(path)
         if proc is None:
-            raise RpcError("NOT_FOUND", f'No procedure found on path "{path}"')
+            raise no_procedure(path)
         return proc
 
     async def prepare(

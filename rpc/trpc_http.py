@@ -22,7 +22,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from rpc import codec
 from rpc.envelopes import JSON_HEADERS, bearer_token, error_json, result_json
-from rpc.errors import RpcError, to_rpc_error
+from rpc.errors import RpcError, no_procedure, to_rpc_error
 from rpc.router import NO_INPUT, Procedure
 from rpc.trpc_sse import DisconnectAwareStream, handle_subscription, json_error_response
 
@@ -231,7 +231,7 @@ async def _run_call(
     services = request.app.state.services
     try:
         if proc is None:
-            raise RpcError("NOT_FOUND", f'No procedure found on path "{path}"')
+            raise no_procedure(path)
         allowed = ALLOWED_METHOD[proc.kind]
         if request.method != allowed:
             raise RpcError(

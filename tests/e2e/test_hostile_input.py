@@ -172,3 +172,48 @@ def test_integer_far_out_of_range_is_a_bad_request_on_every_transport(server: Ru
             return dict(json.loads(await asyncio.wait_for(ws.recv(), 10)))
 
     assert asyncio.run(over_ws())["error"]["data"]["code"] == "BAD_REQUEST"
+
+
+@pytest.mark.parametrize(
+    ("method", "url", "headers"),
+    [
+        ("GET", "/trpc/gastown.get%0ATown", {}),
+        ("GET", "/trpc/gastown.get%0ATown", {"accept": "text/event-stream"}),
+        ("POST", "/trpc/gastown.create%0D%0ATown", {"content-type": "application/json"}),
+        ("GET", "/trpc/gastown.getTown,gastown.get%0ATown?batch=1", {}),
+        ("GET", "/trpc/%3Cscript%3E", {}),
+    ],
+)
+def test_procedure_path_outside_the_path_policy_is_a_json_not_found_that_does_not_echo_it(
+    server: RunningServer, method: str, url: str, headers: dict[str, str]
+) -> None:
+    with server.client(server.token("path-user")) as client:
+        response = client.request(method, url, headers=headers, content=b"{}" if method == "POST" else None)
+    assert response.headers["content-type"].startswith("application/json")
+    body = response.json()
+    errors = [item["error"] for item in body] if isinstance(body, list) else [body["error"]]
+    bad = errors[-1]
+    assert bad["data"]["code"] == "NOT_FOUND"
+    assert "path" not in bad["data"]
+    assert "\n" not in response.text and "\\n" not in response.text and "<script" not in response.text
+
+
+@pytest.mark.parametrize(
+    ("method", "url", "status", "key"),
+    [
+        ("GET", "/rpc/x", 404, "NOT_FOUND"),
+        ("GET", "/health/x", 404, "NOT_FOUND"),
+        ("GET", "/trpc%0A/x", 404, "NOT_FOUND"),
+        ("POST", "/nothing", 404, "NOT_FOUND"),
+        ("GET", "/rpc", 405, "METHOD_NOT_SUPPORTED"),
+        ("POST", "/healthz", 405, "METHOD_NOT_SUPPORTED"),
+    ],
+)
+def test_routing_errors_answer_a_trpc_error_envelope(
+    server: RunningServer, method: str, url: str, status: int, key: str
+) -> None:
+    with server.client(None) as client:
+        response = client.request(method, url)
+    assert response.status_code == status
+    assert response.headers["content-type"] == "application/json"
+    assert response.json()["error"]["data"] == {"code": key, "httpStatus": status}

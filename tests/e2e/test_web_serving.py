@@ -65,7 +65,7 @@ def test_assets_are_served_and_cached_for_good(web_server: RunningServer) -> Non
     assert httpx.get(web_server.base_url + "/robots.txt").text == "User-agent: *\n"
     # A missing asset is a 404, not the page (a stale tab must not run HTML as a script).
     missing = httpx.get(web_server.base_url + "/assets/app-old.js")
-    assert missing.status_code == 404 and missing.text == "Not Found"
+    assert missing.status_code == 404 and missing.json()["error"]["data"]["code"] == "NOT_FOUND"
 
 
 @pytest.mark.parametrize("path", ["/../secret.txt", "/%2e%2e/secret.txt", "/assets/../../secret.txt", "/assets/%2e%2e/%2e%2e/secret.txt"])
@@ -81,7 +81,8 @@ def test_api_paths_answer_as_without_the_app(web_server: RunningServer) -> None:
     assert httpx.get(base + "/rpc").status_code == 405  # POST only, as before
     for path in ("/health/x", "/healthzz", "/rpc/x", "/trpcx"):
         response = httpx.get(base + path)
-        assert (response.status_code, response.text) == (404, "Not Found"), path
+        # The API's own 404: the tRPC error envelope, never the page.
+        assert (response.status_code, response.json()["error"]["data"]["code"]) == (404, "NOT_FOUND"), path
     unauthenticated = httpx.get(base + "/trpc/gastown.listTowns")
     assert unauthenticated.status_code == 401 and unauthenticated.json()["error"]["data"]["code"] == "UNAUTHORIZED"
     assert query(web_server.client(web_server.token("web-user")), "listTowns") == []
