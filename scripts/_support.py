@@ -144,6 +144,7 @@ def start_server(
     demo: bool,
     log_level: str = "info",
     startup_timeout: float = 120.0,
+    extra_env: dict[str, str] | None = None,
 ) -> ServerProcess:
     """Start the real server on an ephemeral port and wait until /healthz answers."""
     data_dir.mkdir(parents=True, exist_ok=True)
@@ -160,6 +161,7 @@ def start_server(
             "PYTHONUNBUFFERED": "1",
         }
     )
+    env.update(extra_env or {})  # e.g. GASTOWN_TEST_FAULT for scripts/crash_fork.py
     log_path = data_dir.parent / f"server-{port}.log"
     with open(log_path, "ab") as log_file:
         process = subprocess.Popen(

@@ -160,7 +160,7 @@ async def seed_world(http: httpx.AsyncClient, secret: str, *, users: int, towns:
                 "updateTownConfig", {"townId": town["id"], "config": {"env_vars": {"LOAD": "1"}, "max_polecats_per_rig": 2}}
             )
 
-            async def one(i: int, rigs: list[str] = rigs) -> None:
+            async def one(i: int, rigs: list[str] = rigs, caller: Caller = caller) -> None:
                 bead = await caller.mutate("createBead", {"rigId": rigs[i % 2], "title": f"seed bead {i}", "body": "history"})
                 if i % 3:
                     await caller.mutate("updateBead", {"rigId": rigs[i % 2], "beadId": bead["bead_id"], "status": "closed" if i % 2 else "failed"})
@@ -301,8 +301,10 @@ def report(stats: Stats, seconds: float, ledger: Ledger, lost_api: list[str], lo
     errors = sum(stats.errors.values())
     lines = [
         format_table(["procedure", "ok", "p50 ms", "p99 ms", "errors"], rows),
-        f"http requests: {stats.requests:,} in {seconds:.1f} s = {stats.requests / seconds:,.0f} req/s"
-        f" ({sum(len(v) for k, v in stats.latencies.items() if k != '(page batch)') / seconds:,.0f} procedure calls/s)",
+        (
+            f"http requests: {stats.requests:,} in {seconds:.1f} s = {stats.requests / seconds:,.0f} req/s"
+            f" ({sum(len(v) for k, v in stats.latencies.items() if k != '(page batch)') / seconds:,.0f} procedure calls/s)"
+        ),
         f"errors: {errors} (5xx / INTERNAL_SERVER_ERROR: {stats.server_errors})",
         f"forks: {ledger.forks_made} made, retried with their key and deleted; towns left over: {len(extra)}",
         f"acknowledged bead writes: {len(ledger.beads):,}; lost via API: {len(lost_api)}"
