@@ -69,3 +69,29 @@ def _client_host(scope: Scope) -> str:
 def _printable(path: str) -> str:
     """The path with control characters escaped (it is percent-decoded: `%0a` is a newline)."""
     return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", path)
+
+
+class ClientErrorTraceback(logging.Filter):
+    """Keeps uvicorn from logging a traceback for what a client sent wrong.
+
+    uvicorn's sans-I/O WebSocket protocol closes a text frame that is not UTF-8 correctly (1007)
+    but logs it with `logger.exception`, a traceback per frame: a client's error, so it becomes
+    one short warning line, without the traceback.
+    """
+
+    CLIENT_ERRORS: Final = frozenset({"Invalid UTF-8 sequence received from client."})
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.msg in self.CLIENT_ERRORS:
+            record.exc_info = None
+            record.exc_text = None
+            record.levelno, record.levelname = logging.WARNING, "WARNING"
+            record.msg = "WebSocket client sent a text frame that is not UTF-8 (closed with 1007)"
+        return True
+
+
+def quiet_client_errors() -> None:
+    """Install the filter on uvicorn's error logger (idempotent)."""
+    logger = logging.getLogger("uvicorn.error")
+    if not any(isinstance(f, ClientErrorTraceback) for f in logger.filters):
+        logger.addFilter(ClientErrorTraceback())

@@ -9,6 +9,7 @@ import uvicorn
 
 from rpc.app import create_app
 from rpc.auth import OrgMembership, mint_token
+from rpc.request_log import quiet_client_errors
 from rpc.settings import load_settings
 from rpc.startup import DEV_ORG_ID, DEV_USER_ID
 
@@ -30,6 +31,7 @@ def main() -> None:
         print(f"open the web app, signed in: {url}/#token={token}", flush=True)
         print(f"try: curl -H \"Authorization: Bearer $TOKEN\" '{url}/trpc/gastown.listTowns'", flush=True)
     app = create_app(settings)
+    quiet_client_errors()  # survives uvicorn's dictConfig, which only replaces handlers
     # access_log off: uvicorn would log query strings, and SSE carries the token there.
     # uvloop and httptools (dependencies) explicitly: "auto" would fall back silently to the
     # slower asyncio loop and h11 parser if they were missing.

@@ -217,3 +217,27 @@ def test_routing_errors_answer_a_trpc_error_envelope(
     assert response.status_code == status
     assert response.headers["content-type"] == "application/json"
     assert response.json()["error"]["data"] == {"code": key, "httpStatus": status}
+
+
+def test_invalid_utf8_in_a_websocket_text_frame_closes_1007_without_a_traceback(server: RunningServer) -> None:
+    import asyncio
+
+    import websockets
+
+    async def send_bad_frames() -> list[int | None]:
+        codes = []
+        for _ in range(3):
+            async with websockets.connect(server.ws_url) as ws:
+                await ws.send(b'{"id":1,"method":"query","params":{"path":"\xff"}}', text=True)
+                with pytest.raises(websockets.ConnectionClosedError):
+                    await asyncio.wait_for(ws.recv(), 10)
+                codes.append(ws.close_code)
+        return codes
+
+    before = len(server.log_text())
+    assert asyncio.run(send_bad_frames()) == [1007, 1007, 1007]
+    with server.client(None) as client:
+        assert client.get("/healthz").status_code == 200
+    log = server.log_text()[before:]
+    assert "Traceback" not in log
+    assert log.count("not UTF-8") == 3
