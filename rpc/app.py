@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import os
@@ -22,6 +23,7 @@ from rpc.auth import TokenCache, mint_token
 from rpc.cors import CorsMiddleware
 from rpc.envelopes import JSON_HEADERS, error_json
 from rpc.errors import TRPC_CODES, RpcError
+from rpc.graceful import GracefulStreams
 from rpc.jsonrpc import handle_jsonrpc
 from rpc.procedures import build_router
 from rpc.request_log import RequestLogMiddleware
@@ -103,7 +105,9 @@ def create_app(settings: Settings, router: Router | None = None) -> Starlette:
         WebSocketRoute("/trpc/", handle_trpc_ws),
         Route("/trpc/{path:path}", handle_trpc_http, methods=list(TRPC_HTTP_METHODS)),
     ]
+    stopping = asyncio.Event()  # set by rpc/serve.py when a graceful stop begins
     middleware = [
+        Middleware(GracefulStreams, stopping=stopping),
         Middleware(RequestLogMiddleware),
         Middleware(CorsMiddleware, origins=settings.cors_origins, dev_mode=settings.dev_mode),
         Middleware(TrpcHttpShortcut),
@@ -111,5 +115,6 @@ def create_app(settings: Settings, router: Router | None = None) -> Starlette:
     app = Starlette(
         routes=routes, middleware=middleware, lifespan=lifespan, exception_handlers={HTTPException: http_error}
     )
+    app.state.stopping = stopping
     serve_web_app(app, settings.web_dir)  # `/`: the web app, for paths no route takes
     return app

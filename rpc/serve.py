@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import socket
 import sys
 
 import uvicorn
@@ -35,7 +37,7 @@ def main() -> None:
     # access_log off: uvicorn would log query strings, and SSE carries the token there.
     # uvloop and httptools (dependencies) explicitly: "auto" would fall back silently to the
     # slower asyncio loop and h11 parser if they were missing.
-    uvicorn.run(
+    config = uvicorn.Config(
         app,
         host=settings.host,
         port=settings.port,
@@ -46,6 +48,24 @@ def main() -> None:
         ws="websockets-sansio",
         timeout_graceful_shutdown=10,
     )
+    server = GracefulServer(config, app.state.stopping)
+    server.run()
+    if not server.started:  # as uvicorn.run: a failed startup is exit status 3
+        sys.exit(3)
+
+
+class GracefulServer(uvicorn.Server):
+    """uvicorn's server, which first tells the app that it is stopping (rpc/graceful.py ends
+    the event streams then), and then shuts down as usual: no new connections, in-flight
+    calls finish (up to timeout_graceful_shutdown), WebSockets get a 1012 close frame."""
+
+    def __init__(self, config: uvicorn.Config, stopping: asyncio.Event) -> None:
+        super().__init__(config)
+        self.stopping = stopping
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        self.stopping.set()
+        await super().shutdown(sockets)
 
 
 if __name__ == "__main__":
