@@ -30,8 +30,9 @@ def error_json(err: RpcError, path: str | None) -> bytes:
 
 
 # WebSocket result payloads: `{"type":"data","data":…}`, `{"type":"started"}`, `{"type":"stopped"}`.
-class WsData(msgspec.Struct, tag="data", tag_field="type"):
+class WsData(msgspec.Struct, tag="data", tag_field="type", omit_defaults=True):
     data: Any
+    id: str | msgspec.UnsetType = msgspec.UNSET  # a `tracked` event's id (data is then {id, data})
 
 
 class WsStarted(msgspec.Struct, tag="started", tag_field="type"):

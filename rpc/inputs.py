@@ -150,6 +150,8 @@ class WatchTownEventsInput(Input, kw_only=True):
     townId: uuid.UUID
     since: Short | None = None
     pollMs: Annotated[int, Meta(ge=100, le=60_000)] = 1000
+    # The `tracked` id of the last event a reconnecting client received: resume after it.
+    lastEventId: Short | None = None
 
 
 IdempotencyKey = Annotated[str, Meta(min_length=1, max_length=128)]
@@ -176,6 +178,8 @@ class ForkProgressInput(Input, kw_only=True, forbid_unknown_fields=True):
     idempotencyKey: IdempotencyKey
     # How long to wait for a fork with the key to begin (the front end subscribes as it forks).
     waitMs: Annotated[int, Meta(ge=0, le=10_000)] = 10_000
+    # The `tracked` id of the last status a reconnecting client received: resume after it.
+    lastEventId: Short | None = None
 
 
 # -- the rest of the upstream catalogue -----------------------------------------------------

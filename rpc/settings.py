@@ -26,6 +26,12 @@ class Settings(msgspec.Struct, frozen=True):
     fault_inject: str | None = None
     # Where the built web app is (default: web/dist of this checkout).
     web_dir: Path | None = None
+    # Keep-alive of long-lived streams, with tRPC v11's intervals (trpc-wire.md §4, §5.3): an
+    # SSE `event: ping` after this long without an event (0: off); a WebSocket text `PING`
+    # after this long without a client message, and the socket closed if none follows.
+    sse_ping_ms: int = 1000
+    ws_ping_ms: int = 30_000
+    ws_pong_wait_ms: int = 5000
 
     def __repr__(self) -> str:  # never print the secret
         return f"Settings(host={self.host!r}, port={self.port}, data_dir={str(self.data_dir)!r}, dev_mode={self.dev_mode})"
@@ -66,4 +72,7 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         log_level=env.get("GASTOWN_LOG_LEVEL", "info"),
         fault_inject=env.get("GASTOWN_TEST_FAULT") or None,
         web_dir=Path(env["GASTOWN_WEB_DIR"]).resolve() if env.get("GASTOWN_WEB_DIR") else None,
+        sse_ping_ms=int(env.get("GASTOWN_SSE_PING_MS", "1000")),
+        ws_ping_ms=int(env.get("GASTOWN_WS_PING_MS", "30000")),
+        ws_pong_wait_ms=int(env.get("GASTOWN_WS_PONG_WAIT_MS", "5000")),
     )

@@ -4,10 +4,13 @@
 `connected`, one `data:` event per item, then `return` — or `serialized-error` and the end.
 Errors raised while starting the subscription (auth, input, access) travel inside the stream,
 as the real server does, so the client reports them instead of reconnecting blindly.
+`tracked` items carry an `id:` line; a reconnecting EventSource's `Last-Event-ID` (or the
+`lastEventId` query parameter) becomes `input.lastEventId`; idle streams get `event: ping`.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterable, AsyncIterator
 from typing import Any, Final
 
@@ -21,10 +24,12 @@ from rpc.codec import encode
 from rpc.envelopes import VARY, bearer_token, connection_params, connection_token, error_json
 from rpc.errors import RpcError, error_shape, to_rpc_error
 from rpc.router import NO_INPUT
+from rpc.tracked import Tracked, with_last_event_id
 
 # Each event's lines are followed by two extra newlines, exactly like the Node server.
 CONNECTED: Final = b"event: connected\ndata: {}\n\n\n"
 RETURN: Final = b"event: return\ndata: \n\n\n"
+PING: Final = b"event: ping\ndata: \n\n\n"
 SSE_HEADERS: Final[dict[str, str]] = {
     "cache-control": "no-cache, no-transform",
     # Given explicitly so Starlette does not append "; charset=utf-8".
@@ -86,9 +91,50 @@ async def handle_subscription(request: Request, path: str) -> Response:
         return json_error_response(err, None)
     raw_input = request.query_params.get("input")
     limit = services.settings.max_body_bytes
+    last_event_id = _last_event_id(request)
+    events = _events(services, token, path, raw_input, limit, last_event_id)
+    ping_ms = services.settings.sse_ping_ms
     return DisconnectAwareStream(
-        _events(services, token, path, raw_input, limit), status_code=200, headers=SSE_HEADERS
+        with_ping(events, ping_ms / 1000) if ping_ms > 0 else events, status_code=200, headers=SSE_HEADERS
     )
+
+
+def _last_event_id(request: Request) -> str | None:
+    """Where tRPC's server looks for a reconnecting EventSource's last id (trpc-wire.md §4)."""
+    for value in (
+        request.headers.get("last-event-id"),
+        request.query_params.get("lastEventId"),
+        request.query_params.get("Last-Event-Id"),
+    ):
+        if value:
+            return value
+    return None
+
+
+async def with_ping(events: AsyncIterator[bytes], interval: float) -> AsyncIterator[bytes]:
+    """tRPC's `withPing`: an `event: ping` whenever no event went out for `interval` seconds
+    (the client ignores it; it keeps proxies and its inactivity timer from ending the stream)."""
+    pending: asyncio.Task[bytes] | None = None
+    try:
+        while True:
+            if pending is None:
+                pending = asyncio.ensure_future(events.__anext__())
+            done, _ = await asyncio.wait({pending}, timeout=interval)
+            if not done:
+                yield PING
+                continue
+            task, pending = pending, None
+            try:
+                chunk = task.result()
+            except StopAsyncIteration:
+                return
+            yield chunk
+    finally:
+        if pending is not None:
+            pending.cancel()
+            with anyio.CancelScope(shield=True):
+                await asyncio.gather(pending, return_exceptions=True)
+        await close_quietly(events)
 
 
 def _token(request: Request) -> str | None:
@@ -117,15 +163,23 @@ def _decode_input(raw: str | None, limit: int) -> Any:
 
 
 async def _events(
-    services: Any, token: str | None, path: str, raw: str | None, limit: int
+    services: Any, token: str | None, path: str, raw: str | None, limit: int, last_event_id: str | None
 ) -> AsyncIterator[bytes]:
     yield CONNECTED
     iterator: AsyncIterator[Any] | None = None
     try:
-        raw_input = _decode_input(raw, limit)
+        raw_input = with_last_event_id(_decode_input(raw, limit), last_event_id)
         iterator = await services.router.subscribe(services, token, path, raw_input)
+        last_id = last_event_id
         async for item in iterator:
-            yield b"data: " + encode(item) + b"\n\n\n"
+            if isinstance(item, Tracked):
+                last_id = item.id
+                yield b"data: " + encode(item.data) + b"\nid: " + item.id.encode() + b"\n\n\n"
+            elif last_id is None:
+                yield b"data: " + encode(item) + b"\n\n\n"
+            else:  # an untracked event after a tracked one: blank id, then restore it
+                yield b"data: " + encode(item) + b"\nid: \n\n\n"
+                yield b"event: restore-id\ndata: \nid: " + last_id.encode() + b"\n\n\n"
     except Exception as exc:  # noqa: BLE001 - every failure becomes the stream's last event, never a crash
         err = to_rpc_error(exc, path=path)
         yield b"event: serialized-error\ndata: " + encode(error_shape(err, path)) + b"\n\n\n"

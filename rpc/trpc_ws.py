@@ -32,6 +32,7 @@ from rpc.envelopes import (
 )
 from rpc.errors import RpcError, error_shape, to_rpc_error
 from rpc.router import NO_INPUT
+from rpc.tracked import Tracked, with_last_event_id
 from rpc.trpc_sse import close_quietly
 
 MAX_IN_FLIGHT: Final = 100  # calls + live subscriptions per socket
@@ -45,6 +46,7 @@ class WsRequest:
     method: Literal["query", "mutation", "subscription", "subscription.stop"]
     path: str = ""
     input: Any = NO_INPUT
+    last_event_id: str | None = None  # sent by a client re-subscribing after a tracked event
 
 
 def parse_request(obj: Any) -> WsRequest:
@@ -70,7 +72,7 @@ def parse_request(obj: Any) -> WsRequest:
         last_event_id = params.get("lastEventId")
         if not isinstance(path, str) or (last_event_id is not None and not isinstance(last_event_id, str)):
             raise RpcError("PARSE_ERROR", "Invalid string")
-        parsed = WsRequest(request_id, jsonrpc, method, path, params.get("input", NO_INPUT))
+        parsed = WsRequest(request_id, jsonrpc, method, path, params.get("input", NO_INPUT), last_event_id)
     if request_id is None:  # a JSON-RPC id may be null, but tRPC needs one to route replies
         raise RpcError("PARSE_ERROR", "`id` is required")
     return parsed
@@ -97,11 +99,15 @@ class _Connection:
         self.subscriptions: dict[WsId, asyncio.Task[None]] = {}
         self.send_lock = asyncio.Lock()
         self.closed = False
+        self.last_message = asyncio.get_running_loop().time()
 
     async def run(self) -> None:
+        settings = self.services.settings
+        keep_alive = asyncio.create_task(self.keep_alive(settings.ws_ping_ms / 1000, settings.ws_pong_wait_ms / 1000))
         try:
             while not self.closed:
                 message = await self.ws.receive()
+                self.last_message = asyncio.get_running_loop().time()
                 if message["type"] == "websocket.disconnect":
                     break
                 text = message.get("text")
@@ -112,11 +118,33 @@ class _Connection:
             pass
         finally:
             self.closed = True
+            keep_alive.cancel()
             # Subscriptions end with the socket. Queries and mutations run to completion (a
             # mutation cut off halfway helps nobody); their replies are dropped.
             for task in list(self.subscriptions.values()):
                 task.cancel()
             await asyncio.gather(*self.tasks, return_exceptions=True)
+
+    async def keep_alive(self, ping_after: float, pong_wait: float) -> None:
+        """tRPC's server keepAlive: a text `PING` after `ping_after` seconds without a message
+        from the client (which answers `PONG`), and the socket closed if nothing comes within
+        `pong_wait` (a peer that vanished without a close frame)."""
+        if ping_after <= 0:
+            return
+        loop = asyncio.get_running_loop()
+        while not self.closed:
+            idle = loop.time() - self.last_message
+            if idle < ping_after:
+                await asyncio.sleep(ping_after - idle)
+                continue
+            pinged_at = loop.time()
+            await self.send_text("PING")
+            await asyncio.sleep(pong_wait)
+            if self.last_message < pinged_at and not self.closed:
+                self.closed = True
+                with contextlib.suppress(Exception):  # the peer may already be gone
+                    await self.ws.close()
+                return
 
     async def on_frame(self, text: str) -> None:
         if text == "PING":
@@ -204,12 +232,12 @@ class _Connection:
         iterator = None
         try:
             self.procedure_check(request)
-            iterator = await self.services.router.subscribe(
-                self.services, self.token, request.path, request.input
-            )
+            raw_input = with_last_event_id(request.input, request.last_event_id)
+            iterator = await self.services.router.subscribe(self.services, self.token, request.path, raw_input)
             await self.send_result(request, WsStarted())
             async for item in iterator:
-                frame = codec.encode(WsResponse(request.id, request.jsonrpc, result=WsData(item)))
+                data = WsData({"id": item.id, "data": item.data}, item.id) if isinstance(item, Tracked) else WsData(item)
+                frame = codec.encode(WsResponse(request.id, request.jsonrpc, result=data))
                 await self.send_text(frame.decode())
         except asyncio.CancelledError:
             if self.closed:

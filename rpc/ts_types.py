@@ -24,6 +24,7 @@ import msgspec
 from msgspec import UNSET, UnsetType
 
 from rpc.router import Procedure
+from rpc.tracked import Tracked
 
 View = Literal["input", "output"]
 
@@ -127,7 +128,13 @@ class TypeScriptWriter:
             input_ts = "void" if proc.input is None else self.type_of(proc.input, "input")
             if proc.input is not None and _all_optional(proc.input):
                 input_ts = f"{input_ts} | void"
-            output_ts = self.type_of(proc.output, "output")
+            output = proc.output
+            tracked = typing.get_origin(output) is Tracked
+            if tracked:  # `tracked(id, data)` events: the client's onData gets {id, data}
+                output = typing.get_args(output)[0]
+            output_ts = self.type_of(output, "output")
+            if tracked:  # what tRPC's builder infers from `tracked()` (its TrackedData)
+                output_ts = f"{{ id: string; data: {output_ts} }}"
             if proc.kind == "subscription":
                 output_ts = f"AsyncIterable<{output_ts}, void, any>"
             doc = _doc(proc)

@@ -25,6 +25,7 @@ from rpc.inputs import (
 )
 from rpc.procedures.common import town_stub
 from rpc.router import CallContext, Procedure
+from rpc.tracked import Tracked
 from town.bead_events import BeadEvent
 from town.beads import Bead, BeadUpdate
 from town.clock import iso
@@ -117,22 +118,26 @@ async def delete_beads_by_status(ctx: CallContext, p: DeleteBeadsByStatusInput) 
     return Deleted(await town_stub(ctx).call(TownDO.delete_beads_by_status, p.status, p.type, str(p.rigId)))
 
 
-async def watch_town_events(ctx: CallContext, p: WatchTownEventsInput) -> AsyncIterator[BeadEvent]:
+async def watch_town_events(ctx: CallContext, p: WatchTownEventsInput) -> AsyncIterator[Tracked[BeadEvent]]:
     """Bead events as they happen, oldest first: those after `since` (else the latest 10), then
-    new ones as the town is polled every `pollMs`.
+    new ones as the town is polled every `pollMs`. Each is `tracked`: a client that reconnects
+    with the last id it received (`lastEventId`) gets exactly the events after it.
 
     The cursor is inclusive of its millisecond and remembers the ids already sent there, so
     events written in the same millisecond as the last one sent are not lost; pages go
-    forward from the cursor, so a burst larger than a page is sent whole, page by page.
+    forward from the cursor, so a burst larger than a page is sent whole, page by page. The
+    tracked id carries that cursor (`<created_at>|<ids sent at it>`), so a resume is as exact.
     """
     town = town_stub(ctx)
     cursor: str | None = p.since
     seen_at_cursor: set[str] = set()
-    if cursor is None:
+    if p.lastEventId is not None:
+        cursor, seen_at_cursor = await _resume_cursor(town, p.lastEventId)
+    elif cursor is None:
         latest = await town.call(TownDO.list_bead_events, limit=10)
         for event in reversed(latest):
             cursor, seen_at_cursor = _advance(cursor, seen_at_cursor, event)
-            yield event
+            yield Tracked(_event_id(cursor, seen_at_cursor), event)
     past_cursor_ms = False  # set when one millisecond alone fills a page: step over it
     while True:
         since = cursor if past_cursor_ms else (_one_ms_before(cursor) if cursor else None)
@@ -140,10 +145,33 @@ async def watch_town_events(ctx: CallContext, p: WatchTownEventsInput) -> AsyncI
         fresh = [e for e in page if not (e.created_at == cursor and e.bead_event_id in seen_at_cursor)]
         for event in fresh:
             cursor, seen_at_cursor = _advance(cursor, seen_at_cursor, event)
-            yield event
+            yield Tracked(_event_id(cursor, seen_at_cursor), event)
         past_cursor_ms = len(page) == WATCH_PAGE and not fresh
         if len(page) < WATCH_PAGE:
             await asyncio.sleep(p.pollMs / 1000)
+
+
+MAX_IDS_IN_EVENT_ID = 8  # beyond: "every event of that millisecond up to this id, in id order"
+
+
+def _event_id(cursor: str, seen: set[str]) -> str:
+    if len(seen) <= MAX_IDS_IN_EVENT_ID:
+        return cursor + "|" + ",".join(sorted(seen))
+    return cursor + "|<=" + max(seen)
+
+
+async def _resume_cursor(town: object, last_event_id: str) -> tuple[str, set[str]]:
+    """The cursor an event id was sent at (see `_event_id`)."""
+    cursor, sep, ids = last_event_id.partition("|")
+    if not sep or not cursor or not ids:
+        raise RpcError("BAD_REQUEST", f"Invalid lastEventId {last_event_id!r}")
+    if not ids.startswith("<="):
+        return cursor, set(ids.split(","))
+    upto = ids.removeprefix("<=")
+    page = await town.call(  # type: ignore[attr-defined]
+        TownDO.list_bead_events, since=_one_ms_before(cursor), limit=WATCH_PAGE, oldest_first=True
+    )
+    return cursor, {e.bead_event_id for e in page if e.created_at == cursor and e.bead_event_id <= upto}
 
 
 def _advance(cursor: str | None, seen: set[str], event: BeadEvent) -> tuple[str, set[str]]:

@@ -11,11 +11,12 @@ import msgspec
 
 from dos import lifecycle
 from dos.fork import ForkPlan, ForkResult, fingerprint
-from dos.fork_status import ForkStatus
+from dos.fork_status import PHASE_RANK, ForkStatus
 from rpc.access import Authenticated, TownTarget, resolve_town
 from rpc.errors import RpcError
 from rpc.inputs import ForkOrgTownInput, ForkProgressInput, ForkTownInput, GetForkStatusInput
 from rpc.router import CallContext, Procedure
+from rpc.tracked import Tracked
 
 G = "gastown."
 
@@ -62,10 +63,24 @@ async def get_fork_status(ctx: CallContext, p: GetForkStatusInput) -> ForkStatus
     return await ctx.services.forks.status(ctx.caller.user_id, p.idempotencyKey)
 
 
-async def fork_progress(ctx: CallContext, p: ForkProgressInput) -> AsyncIterator[ForkStatus]:
-    """Each status of the caller's fork with this idempotencyKey, in order, until done or failed."""
+async def fork_progress(ctx: CallContext, p: ForkProgressInput) -> AsyncIterator[Tracked[ForkStatus]]:
+    """Each status of the caller's fork with this idempotencyKey, in order, until done or failed.
+    Each is `tracked` by its place in the fork (phase, rows done): a client that reconnects with
+    the last id it received (`lastEventId`) gets only later statuses, the final one once."""
+    after = _progress_place(p.lastEventId) if p.lastEventId is not None else None
     async for status in ctx.services.forks.watch(ctx.caller.user_id, p.idempotencyKey, wait=p.waitMs / 1000):
-        yield status
+        place = (PHASE_RANK[status.phase], status.rowsDone)
+        if after is not None and place <= after:
+            continue
+        yield Tracked(f"{place[0]}:{place[1]}:{status.phase}", status)
+
+
+def _progress_place(last_event_id: str) -> tuple[int, int]:
+    rank, _, rows = last_event_id.partition(":")
+    rows = rows.partition(":")[0]
+    if not (rank.isdigit() and rows.isdigit()):
+        raise RpcError("BAD_REQUEST", f"Invalid lastEventId {last_event_id!r}")
+    return int(rank), int(rows)
 
 
 PROCEDURES = [

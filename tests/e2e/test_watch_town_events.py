@@ -38,7 +38,7 @@ def test_a_burst_larger_than_a_page_arrives_whole_and_in_order(server: RunningSe
             assert started == {"id": 1, "result": {"type": "started"}}
             while len(received) < 1201:
                 frame = json.loads(await asyncio.wait_for(ws.recv(), 10))
-                received.append(frame["result"]["data"])
+                received.append(frame["result"]["data"]["data"])
                 if len(received) == 1200:
                     mutate(client, "createBead", {"rigId": rig, "title": "late"})
             await ws.send(json.dumps({"id": 1, "method": "subscription.stop"}))

@@ -66,7 +66,8 @@ test('wsLink subscription: town events arrive as they happen', async () => {
   const seen = [];
   await new Promise((resolve, reject) => {
     const sub = ws.subscription('gastown.watchTownEvents', { townId, pollMs: 100 }, {
-      onData: (event) => {
+      onData: ({ id, data: event }) => {
+        assert.equal(typeof id, 'string'); // tracked: the id a reconnect resumes after
         seen.push(event);
         if (event.event_type === 'created' && seen.some((e) => e.bead_id === event.bead_id) && event.metadata?.title === 'Late bead') {
           sub.unsubscribe();

@@ -49,7 +49,10 @@ function watchWhileForking(client, key, fork) {
         forking = fork();
         forking.catch(reject);
       },
-      onData: (status) => statuses.push(status),
+      onData: ({ id, data: status }) => {
+        assert.equal(typeof id, 'string'); // tracked: the id a reconnect resumes after
+        statuses.push(status);
+      },
       onError: (err) => {
         clearTimeout(timer);
         reject(err);
@@ -101,7 +104,7 @@ test('httpSubscriptionLink: forkProgress while forkTown runs, ordered statuses e
   assert.deepEqual(polled, statuses.at(-1));
   const late = [];
   await new Promise((resolve, reject) => {
-    sse.subscription('gastown.forkProgress', { idempotencyKey: key }, { onData: (s) => late.push(s), onError: reject, onComplete: resolve });
+    sse.subscription('gastown.forkProgress', { idempotencyKey: key }, { onData: ({ data }) => late.push(data), onError: reject, onComplete: resolve });
   });
   assert.deepEqual(late, [polled]);
 });

@@ -141,7 +141,9 @@ export async function events(client: Client): Promise<void> {
     { townId, since, pollMs: 1_000 },
     {
       onStarted() {},
-      onData(event) {
+      onData({ id, data: event }) {
+        // tracked events: the id is what a reconnect sends back as lastEventId
+        assert<Equals<typeof id, string>>();
         assert<Equals<typeof event, BeadEvent>>();
         const rigName: string | undefined = event.rig_name;
         seen.push(event);

@@ -122,14 +122,15 @@ export function LiveFeed({ townId }: { townId: string }) {
     trpc.gastown.watchTownEvents.subscriptionOptions(
       { townId, pollMs: 2_000 },
       {
-        onData: (event) => {
+        onData: ({ id, data: event }) => {
+          assert<Equals<typeof id, string>>();
           assert<Equals<typeof event, BeadEvent>>();
           setEvents((prev) => [...prev, event]);
         },
       },
     ),
   );
-  assert<Equals<typeof sub.data, BeadEvent | undefined>>();
+  assert<Equals<typeof sub.data, { id: string; data: BeadEvent } | undefined>>();
   const status: 'idle' | 'connecting' | 'pending' | 'error' = sub.status;
   return (
     <ul data-status={status}>
@@ -151,9 +152,9 @@ export function ForkProgressBar({ idempotencyKey, live }: { idempotencyKey: stri
   assert<Equals<typeof polled.data, ForkStatus | undefined>>();
   const [latest, setLatest] = useState<ForkStatus | undefined>(undefined);
   const sub = useSubscription(
-    trpc.gastown.forkProgress.subscriptionOptions({ idempotencyKey }, { enabled: live, onData: setLatest }),
+    trpc.gastown.forkProgress.subscriptionOptions({ idempotencyKey }, { enabled: live, onData: ({ data }) => setLatest(data) }),
   );
-  assert<Equals<typeof sub.data, ForkStatus | undefined>>();
+  assert<Equals<typeof sub.data, { id: string; data: ForkStatus } | undefined>>();
   const status: ForkStatus | undefined = live ? latest : polled.data;
   return (
     <progress max={100} value={status?.percent ?? 0} title={status?.error?.message ?? status?.phase}>

@@ -134,7 +134,8 @@ export async function forks(client: Client): Promise<void> {
   const watching = client.gastown.forkProgress.subscribe(
     { idempotencyKey: 'fork-2026-11-24-1', waitMs: 10_000 },
     {
-      onData(update) {
+      onData({ id, data: update }) {
+        assert<Equals<typeof id, string>>();
         assert<Equals<typeof update, ForkStatus>>();
         const failure: string | undefined = update.error?.message;
         const finished: boolean = update.phase === 'done' || update.phase === 'failed';

@@ -409,6 +409,7 @@ export type ForkedFromInfo = {
 export type ForkProgressInput = {
   idempotencyKey: string;
   waitMs?: number | undefined;
+  lastEventId?: string | null | undefined;
 };
 
 export type ForkStatus = {
@@ -893,6 +894,7 @@ export type WatchTownEventsInput = {
   townId: string;
   since?: string | null | undefined;
   pollMs?: number | undefined;
+  lastEventId?: string | null | undefined;
 };
 
 type RootTypes = {
@@ -955,8 +957,8 @@ export type GastownRouter = TRPCBuiltRouter<
     /** Restart or destroy the town's container (needs the container runtime). */
     forceRestartContainer: TRPCMutationProcedure<{ input: TownIdInput; output: void; meta: object }>;
     forkOrgTown: TRPCMutationProcedure<{ input: ForkOrgTownInput; output: ForkResult; meta: object }>;
-    /** Each status of the caller's fork with this idempotencyKey, in order, until done or failed. */
-    forkProgress: TRPCSubscriptionProcedure<{ input: ForkProgressInput; output: AsyncIterable<ForkStatus, void, any>; meta: object }>;
+    /** Each status of the caller's fork with this idempotencyKey, in order, until done or failed. Each is `tracked` by its place in the fork (phase, rows done): a client that reconnects with the last id it received (`lastEventId`) gets only later statuses, the final one once. */
+    forkProgress: TRPCSubscriptionProcedure<{ input: ForkProgressInput; output: AsyncIterable<{ id: string; data: ForkStatus }, void, any>; meta: object }>;
     forkTown: TRPCMutationProcedure<{ input: ForkTownInput; output: ForkResult; meta: object }>;
     /** A ticket for an agent's live event stream (needs the agent runtime). */
     getAgentStreamUrl: TRPCQueryProcedure<{ input: TownAgentInput; output: StreamTicket; meta: object }>;
@@ -1009,8 +1011,8 @@ export type GastownRouter = TRPCBuiltRouter<
     updateBead: TRPCMutationProcedure<{ input: UpdateBeadInput; output: Bead; meta: object }>;
     updateRigConfig: TRPCMutationProcedure<{ input: UpdateRigConfigInput; output: RigDetail; meta: object }>;
     updateTownConfig: TRPCMutationProcedure<{ input: UpdateTownConfigInput; output: TownConfig; meta: object }>;
-    /** Bead events as they happen, oldest first: those after `since` (else the latest 10), then new ones as the town is polled every `pollMs`. */
-    watchTownEvents: TRPCSubscriptionProcedure<{ input: WatchTownEventsInput; output: AsyncIterable<BeadEvent, void, any>; meta: object }>;
+    /** Bead events as they happen, oldest first: those after `since` (else the latest 10), then new ones as the town is polled every `pollMs`. Each is `tracked`: a client that reconnects with the last id it received (`lastEventId`) gets exactly the events after it. */
+    watchTownEvents: TRPCSubscriptionProcedure<{ input: WatchTownEventsInput; output: AsyncIterable<{ id: string; data: BeadEvent }, void, any>; meta: object }>;
   }>
 >;
 
