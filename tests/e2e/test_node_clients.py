@@ -13,7 +13,7 @@ from tests.server import RunningServer
 NODE_DIR = Path(__file__).resolve().parent.parent / "node"
 
 
-@pytest.mark.parametrize("script", ["client.test.mjs", "fork.test.mjs", "fork_progress.test.mjs"])
+@pytest.mark.parametrize("script", ["client.test.mjs", "fork.test.mjs", "fork_progress.test.mjs", "streams.test.mjs"])
 def test_real_trpc_client(server: RunningServer, script: str) -> None:
     assert (NODE_DIR / "node_modules" / "@trpc" / "client").exists(), "run `npm ci --prefix tests/node` (scripts/test does)"
     env = dict(
