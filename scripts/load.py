@@ -14,14 +14,17 @@ Afterwards every acknowledged bead write is looked up through the API (listBeads
 with --serve, in the SQLite files once the server has stopped. Prints throughput, p50/p99 per
 procedure, errors (5xx counted apart) and lost writes; exits 1 unless all are zero.
 
-Only 127.0.0.1 is ever loaded: --url must point there.
+The clients are spread over --processes processes (default 4), so the load generator is not
+the bottleneck; the statistics are merged. Only 127.0.0.1 is ever loaded: --url must point there.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import concurrent.futures
 import json
+import multiprocessing
 import os
 import random
 import secrets
@@ -65,6 +68,7 @@ class Stats:
     server_errors: int = 0  # HTTP 5xx or an INTERNAL_SERVER_ERROR inside a batch
     samples: list[str] = field(default_factory=list)
     requests: int = 0
+    seconds: float = 0.0  # wall time of the load phase
 
     def fail(self, label: str, exc: BaseException, status: int = 0) -> None:
         self.errors[label] += 1
@@ -316,18 +320,58 @@ def report(stats: Stats, seconds: float, ledger: Ledger, lost_api: list[str], lo
     return "\n".join(lines)
 
 
-async def run_load(url: str, world: list[User], args: argparse.Namespace) -> tuple[Stats, Ledger, float, list[str], list[str]]:
+def load_part(url: str, world: list[User], clients: list[int], deadline_in: float, args: argparse.Namespace) -> tuple[Stats, Ledger]:
+    """One process's share of the clients (httpx's pool and one Python thread would otherwise
+    be the bottleneck long before the server is)."""
+
+    async def run() -> tuple[Stats, Ledger]:
+        stats, ledger = Stats(), Ledger()
+        limits = httpx.Limits(max_connections=len(clients), max_keepalive_connections=len(clients))
+        async with httpx.AsyncClient(base_url=url, limits=limits, timeout=args.timeout) as http:
+            started = time.monotonic()
+            await asyncio.gather(
+                *(client_loop(n, http, world[n % len(world)], started + deadline_in, stats, ledger, args.fork_share) for n in clients)
+            )
+            stats.seconds = time.monotonic() - started
+        return stats, ledger
+
+    return asyncio.run(run())
+
+
+def merge(parts: list[tuple[Stats, Ledger]]) -> tuple[Stats, Ledger]:
     stats, ledger = Stats(), Ledger()
-    limits = httpx.Limits(max_connections=args.clients, max_keepalive_connections=args.clients)
-    async with httpx.AsyncClient(base_url=url, limits=limits, timeout=args.timeout) as http:
-        started = time.monotonic()
-        deadline = started + args.seconds
-        await asyncio.gather(
-            *(client_loop(n, http, world[n % len(world)], deadline, stats, ledger, args.fork_share) for n in range(args.clients))
-        )
-        elapsed = time.monotonic() - started
-        lost_api = await lost_via_api(http, world, ledger)
-        extra = await towns_left(http, world)
+    for s, led in parts:
+        for k, v in s.latencies.items():
+            stats.latencies[k] += v
+        for k, n in s.errors.items():
+            stats.errors[k] += n
+        stats.server_errors += s.server_errors
+        stats.seconds = max(stats.seconds, s.seconds)
+        stats.requests += s.requests
+        stats.samples += s.samples[: max(0, 10 - len(stats.samples))]
+        ledger.beads.update(led.beads)
+        ledger.forks_made += led.forks_made
+    return stats, ledger
+
+
+def run_load(url: str, world: list[User], args: argparse.Namespace) -> tuple[Stats, Ledger, float, list[str], list[str]]:
+    processes = max(1, min(args.processes, args.clients))
+    if processes == 1:
+        stats, ledger = load_part(url, world, list(range(args.clients)), args.seconds, args)
+    else:
+        with concurrent.futures.ProcessPoolExecutor(processes, mp_context=multiprocessing.get_context("spawn")) as pool:
+            futures = [
+                pool.submit(load_part, url, world, list(range(p, args.clients, processes)), args.seconds, args)
+                for p in range(processes)
+            ]
+            stats, ledger = merge([f.result() for f in futures])
+    elapsed = stats.seconds
+
+    async def verify() -> tuple[list[str], list[str]]:
+        async with httpx.AsyncClient(base_url=url, timeout=args.timeout) as http:
+            return await lost_via_api(http, world, ledger), await towns_left(http, world)
+
+    lost_api, extra = asyncio.run(verify())
     return stats, ledger, elapsed, lost_api, extra
 
 
@@ -349,6 +393,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--towns", type=int, default=2, help="--serve: towns per user (default 2)")
     p.add_argument("--beads", type=int, default=40, help="--serve: seeded beads per town (default 40)")
     p.add_argument("--fork-share", type=float, default=0.02, help="share of rounds that fork (default 0.02)")
+    p.add_argument("--processes", type=int, default=4, help="client processes sharing --clients (default 4)")
     p.add_argument("--timeout", type=float, default=60)
     p.add_argument("--keep-data", action="store_true")
     args = p.parse_args(argv)
@@ -365,12 +410,14 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     lost_disk: list[str] | None = None
     if args.url:
-        async def against_url() -> tuple[Stats, Ledger, float, list[str], list[str]]:
-            async with httpx.AsyncClient(base_url=args.url, timeout=args.timeout) as http:
-                world = await discover_world(http, args.token)
-            return await run_load(args.url, world, args)
+        def against_url() -> tuple[Stats, Ledger, float, list[str], list[str]]:
+            async def discover() -> list[User]:
+                async with httpx.AsyncClient(base_url=args.url, timeout=args.timeout) as http:
+                    return await discover_world(http, args.token)
 
-        stats, ledger, elapsed, lost_api, extra = asyncio.run(against_url())
+            return run_load(args.url, asyncio.run(discover()), args)
+
+        stats, ledger, elapsed, lost_api, extra = against_url()
     else:
         root = Path(tempfile.mkdtemp(prefix="gastown-load-"))
         data_dir = root / "data"
@@ -383,7 +430,7 @@ def main(argv: list[str] | None = None) -> int:
 
             world = asyncio.run(seed())
             print(f"seeded {args.users} users x {args.towns} towns x {args.beads} beads; loading {args.clients} clients for {args.seconds:g} s", file=sys.stderr)
-            stats, ledger, elapsed, lost_api, extra = asyncio.run(run_load(server.url, world, args))
+            stats, ledger, elapsed, lost_api, extra = run_load(server.url, world, args)
         finally:
             status = server.stop()
         if not clean_exit(status):
