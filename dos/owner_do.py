@@ -2,30 +2,63 @@
 
 A town is visible exactly when its owner object has its row, so these rows are written last
 in every create flow and removed first in every delete flow.
+
+Fork idempotency records (GastownUserDO, with the fork's final status) and publish markers
+(the target owner object) are kept for a retention window: `GASTOWN_IDEMPOTENCY_TTL_SECONDS`,
+7 days by default (fork.md asks for at least 24 h). Past it a key reads as never used, and
+`sweep_fork_keys` (dos/retention.py runs it at startup and periodically) deletes them.
 """
 
 from __future__ import annotations
 
-from typing import Any, ClassVar, TypeVar
+import os
+from datetime import UTC, datetime, timedelta
+from typing import Any, ClassVar, Final, TypeVar
 
 import msgspec
 
 from dos.kv import kv_delete, kv_get, kv_put
 from dos.runtime import DurableObject, memoized_read
 from town import owners
-from town.clock import now_iso
+from town.clock import iso, now_iso
 from town.schema import ORG_MIGRATIONS, USER_MIGRATIONS
 
 TownT = TypeVar("TownT", owners.Town, owners.OrgTown)
 
+TTL_ENV: Final = "GASTOWN_IDEMPOTENCY_TTL_SECONDS"
+DEFAULT_TTL_SECONDS: Final = 7 * 24 * 3600
+_PUBLISHED_PREFIX: Final = "fork:published:"
+_IDEM_PREFIX: Final = "fork:idempotency:"
+
+
+def ttl_seconds() -> float:
+    """The retention window of idempotency records and publish markers."""
+    raw = os.environ.get(TTL_ENV)
+    return float(raw) if raw else float(DEFAULT_TTL_SECONDS)
+
+
+def retention_cutoff() -> str:
+    """Records and markers stamped before this moment (ISO, as now_iso writes) are expired."""
+    return iso(datetime.now(UTC) - timedelta(seconds=ttl_seconds()))
+
+
+def _expired(stamp: Any, cutoff: str) -> bool:
+    # now_iso stamps all have one format, so they order as strings; no stamp: expired.
+    return not isinstance(stamp, str) or stamp < cutoff
+
+
+def _prefix_range(prefix: str) -> tuple[str, str]:
+    """Bounds of the keys starting with `prefix`, for a range scan of `_kv`'s primary key."""
+    return prefix, prefix[:-1] + chr(ord(prefix[-1]) + 1)
+
 
 def _published_key(caller_id: str, key: str) -> str:
     # JSON keeps the pair unambiguous whatever characters ids and keys contain.
-    return "fork:published:" + msgspec.json.encode([caller_id, key]).decode()
+    return _PUBLISHED_PREFIX + msgspec.json.encode([caller_id, key]).decode()
 
 
 def _idem_key(key: str) -> str:
-    return f"fork:idempotency:{key}"
+    return _IDEM_PREFIX + key
 
 
 def _forked_from_key(town_id: str) -> str:
@@ -60,9 +93,41 @@ class OwnerDO(DurableObject):
         kv_delete(self.conn, _forked_from_key(town_id))
 
     def published_fork(self, caller_id: str, key: str) -> str | None:
-        """The result of a fork published here under (caller, idempotency key), if any."""
+        """The result of a fork published here under (caller, idempotency key), if any and
+        not expired. (A bare string is a marker from before markers were stamped.)"""
         value = kv_get(self.conn, _published_key(caller_id, key))
-        return value if isinstance(value, str) else None
+        if isinstance(value, str):
+            return value
+        if isinstance(value, dict) and not _expired(value.get("at"), retention_cutoff()):
+            result = value.get("result")
+            return result if isinstance(result, str) else None
+        return None
+
+    def sweep_fork_keys(self, cutoff: str) -> int:
+        """Delete the expired publish markers (and, for users, idempotency records) kept here;
+        unstamped markers get stamped now, so they expire one window later. Returns how many
+        were deleted."""
+        removed = self._sweep(_PUBLISHED_PREFIX, cutoff, "at")
+        low, high = _prefix_range(_PUBLISHED_PREFIX)
+        for key, raw in list(self.conn.execute("SELECT key, value FROM _kv WHERE key >= ? AND key < ?", (low, high))):
+            value = msgspec.json.decode(raw)
+            if isinstance(value, str):
+                kv_put(self.conn, key, {"result": value, "at": now_iso()})
+        return removed + self._sweep_records(cutoff)
+
+    def _sweep_records(self, cutoff: str) -> int:
+        return 0  # only users hold idempotency records
+
+    def _sweep(self, prefix: str, cutoff: str, stamp_field: str) -> int:
+        low, high = _prefix_range(prefix)
+        expired = [
+            key
+            for key, raw in self.conn.execute("SELECT key, value FROM _kv WHERE key >= ? AND key < ?", (low, high))
+            if isinstance(value := msgspec.json.decode(raw), dict) and _expired(value.get(stamp_field), cutoff)
+        ]
+        for key in expired:
+            kv_delete(self.conn, key)
+        return len(expired)
 
     def _publish_rest(
         self,
@@ -85,7 +150,7 @@ class OwnerDO(DurableObject):
         self._set_forked_from(town_id, forked_from)
         if marker is not None:
             caller_id, key, result_json = marker
-            kv_put(self.conn, _published_key(caller_id, key), result_json)
+            kv_put(self.conn, _published_key(caller_id, key), {"result": result_json, "at": now_iso()})
 
     def add_rig(
         self,
@@ -154,10 +219,16 @@ class GastownUserDO(OwnerDO):
         )
         self._publish_rest(town.id, rigs, forked_from, marker)
 
-    # Idempotency records of the forks this user asked for (fork.md §5), by key.
+    # Idempotency records of the forks this user asked for (fork.md §5), by key; stamped by
+    # `created_at` (when the attempt started, then when it finished).
     def fork_record(self, key: str) -> dict[str, Any] | None:
         value = kv_get(self.conn, _idem_key(key))
-        return value if isinstance(value, dict) else None
+        if not isinstance(value, dict) or _expired(value.get("created_at"), retention_cutoff()):
+            return None
+        return value
+
+    def _sweep_records(self, cutoff: str) -> int:
+        return self._sweep(_IDEM_PREFIX, cutoff, "created_at")
 
     def put_fork_record(self, key: str, record: dict[str, Any]) -> None:
         kv_put(self.conn, _idem_key(key), record)

@@ -36,7 +36,7 @@ import os
 import re
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, ClassVar, Concatenate, Generic, ParamSpec, TypeVar
@@ -90,12 +90,27 @@ def encode_object_id(object_id: str) -> str:
     return "".join(out)
 
 
+# Durability of a commit (README "Durability"): FULL makes SQLite fsync the WAL at every
+# commit, so a call that answered survives a power loss, not only a crash of this process.
+# NORMAL (fsync only at checkpoints) is for benchmarks and throwaway data.
+SYNCHRONOUS_ENV = "GASTOWN_SQLITE_SYNCHRONOUS"
+SYNCHRONOUS_MODES = ("FULL", "NORMAL", "EXTRA")
+
+
+def synchronous_mode() -> str:
+    mode = os.environ.get(SYNCHRONOUS_ENV, "FULL").upper()
+    if mode not in SYNCHRONOUS_MODES:
+        raise ValueError(f"{SYNCHRONOUS_ENV} must be one of {', '.join(SYNCHRONOUS_MODES)}, not {mode!r}")
+    return mode
+
+
 def open_database(path: Path) -> apsw.Connection:
     path.parent.mkdir(parents=True, exist_ok=True)
     conn = apsw.Connection(str(path))
     conn.setbusytimeout(5000)
     conn.execute("PRAGMA journal_mode = WAL")
-    conn.execute("PRAGMA synchronous = NORMAL")
+    # The mode is one of SYNCHRONOUS_MODES (a PRAGMA takes no bound parameters).
+    conn.execute(f"PRAGMA synchronous = {synchronous_mode()}")
     return conn
 
 
@@ -411,6 +426,7 @@ class ObjectRuntime:
         # so thousands of towns do not exhaust file descriptors.
         self.max_open = max_open
         self._recent: OrderedDict[tuple[Namespace[Any], str], None] = OrderedDict()
+        self._background: set[asyncio.Task[None]] = set()
 
     def touch(self, ns: Namespace[Any], object_id: str) -> None:
         self._recent[(ns, object_id)] = None
@@ -456,8 +472,17 @@ class ObjectRuntime:
     async def run_in_pool(self, fn: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> R:
         return await self.submit(lambda: fn(*args, **kwargs))
 
+    def start_background(self, work: Coroutine[Any, Any, None]) -> None:
+        """Run housekeeping (e.g. the retention sweep) until `close`, which cancels it first."""
+        task = asyncio.get_running_loop().create_task(work)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
     async def close(self) -> None:
-        """Wait for in-flight calls, close every database, stop the pool."""
+        """Stop housekeeping, wait for in-flight calls, close every database, stop the pool."""
+        for task in list(self._background):
+            task.cancel()
+        await asyncio.gather(*self._background, return_exceptions=True)
         for ns in list(self._namespaces.values()):
             await ns.close()
         self._pool.shutdown(wait=True)

@@ -1,10 +1,11 @@
-"""What happens before the server takes requests: sweep half-written towns, seed the demo."""
+"""What happens before the server takes requests: sweep half-written towns and expired fork
+idempotency records (then periodically), seed the demo."""
 
 from __future__ import annotations
 
 import logging
 
-from dos import lifecycle
+from dos import lifecycle, retention
 from dos.demo import DEMO_MARKER, seed_demo
 from rpc.auth import mint_token
 from rpc.services import Services
@@ -21,6 +22,8 @@ async def on_startup(services: Services) -> None:
         log.warning("removed %d unpublished town(s) left by an interrupted create or fork", len(removed))
     settings = services.settings
     await _index_lineage(services)
+    await retention.sweep_expired(services.runtime)
+    services.runtime.start_background(retention.sweep_periodically(services.runtime))
     if settings.demo and not (settings.data_dir / DEMO_MARKER).exists():
         secret = settings.secret
         towns = await seed_demo(
