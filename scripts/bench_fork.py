@@ -244,7 +244,7 @@ def serve_and_run(args: argparse.Namespace) -> int:
     server: ServerProcess | None = None
     try:
         seeded = seed_source(workdir / "data", secret, args)
-        server = start_server(workdir / "data", secret=secret, demo=False, log_level=args.server_log_level)
+        server = start_server(workdir / "data", secret=secret, demo=False, log_level=args.server_log_level, extra_env=_sync_env(args))
         before = server.peak_rss_kib()
         print(
             f"bench_fork: source town {seeded.town_id}: {seeded.counts.get('beads', 0):,} beads, "
@@ -553,7 +553,7 @@ def compare_sqlite_run(args: argparse.Namespace) -> int:
                 workdir / "data", secret, args, beads=SMALL_BEADS, events_per_bead=SMALL_EVENTS_PER_BEAD
             )
         )
-        server = start_server(workdir / "data", secret=secret, demo=False, log_level=args.server_log_level)
+        server = start_server(workdir / "data", secret=secret, demo=False, log_level=args.server_log_level, extra_env=_sync_env(args))
         rss_start = server.peak_rss_kib()
         token = mint_token(secret, BENCH_USER)
         scratch = workdir / "sqlite-reference"
@@ -673,6 +673,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--no-small", action="store_true", help="--compare-sqlite: skip the 1,000-bead town")
     parser.add_argument(
+        "--synchronous", choices=["FULL", "NORMAL"], help="the server's SQLite synchronous mode (default: the server's, FULL)"
+    )
+    parser.add_argument(
         "--sample-gap-ms",
         type=float,
         default=10.0,
@@ -696,6 +699,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if args.url:
         args.url = args.url.rstrip("/")
     return args
+
+
+def _sync_env(args: argparse.Namespace) -> dict[str, str]:
+    return {"GASTOWN_SQLITE_SYNCHRONOUS": args.synchronous} if args.synchronous else {}
 
 
 def main(argv: list[str] | None = None) -> int:
