@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+import pytest
+
 from dos.kv import KV_DDL, kv_get, kv_put
 from dos.runtime import DurableObject, ObjectRuntime, memoized_read
 
@@ -90,3 +92,26 @@ def test_destroying_an_unwritten_object_forgets_it(tmp_path: Path) -> None:
         await runtime.close()
 
     asyncio.run(scenario())
+
+
+def _synchronous(box: Box) -> int:
+    row = box.conn.execute("PRAGMA synchronous").fetchone()
+    return int(row[0]) if row else -1
+
+
+def test_written_objects_commit_with_synchronous_full_by_default(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # FULL (2): the WAL is fsynced at every commit, so an answered write survives a power loss.
+    monkeypatch.delenv("GASTOWN_SQLITE_SYNCHRONOUS", raising=False)
+
+    async def scenario(object_id: str) -> int:
+        runtime = ObjectRuntime(tmp_path)
+        box = runtime.namespace(Box).get(object_id)
+        await box.call(Box.put, "k", 1)
+        try:
+            return await box.call(_synchronous)
+        finally:
+            await runtime.close()
+
+    assert asyncio.run(scenario("full")) == 2
+    monkeypatch.setenv("GASTOWN_SQLITE_SYNCHRONOUS", "normal")
+    assert asyncio.run(scenario("normal")) == 1
