@@ -17,7 +17,9 @@ def _rpc(server: RunningServer, body: Any, token: str | None = None) -> Any:
 
 
 @pytest.mark.parametrize("method", [{"a": 1}, ["query"], [], {}])
-def test_jsonrpc_method_that_is_not_a_string_is_an_invalid_request(server: RunningServer, method: Any) -> None:
+def test_jsonrpc_method_that_is_not_a_string_is_an_invalid_request(
+    server: RunningServer, method: Any
+) -> None:
     reply = _rpc(server, {"jsonrpc": "2.0", "id": 7, "method": method})
     assert reply["error"]["code"] == -32600
     assert reply["error"]["data"]["code"] == "BAD_REQUEST"
@@ -25,7 +27,9 @@ def test_jsonrpc_method_that_is_not_a_string_is_an_invalid_request(server: Runni
 
 
 @pytest.mark.parametrize("method", [{"a": 1}, ["query"]])
-def test_trpc_style_envelope_with_an_object_method_is_a_bad_request(server: RunningServer, method: Any) -> None:
+def test_trpc_style_envelope_with_an_object_method_is_a_bad_request(
+    server: RunningServer, method: Any
+) -> None:
     reply = _rpc(server, {"id": 1, "method": method, "params": {"path": "gastown.getTown"}})
     assert reply["error"]["data"]["code"] == "BAD_REQUEST"
     batch = _rpc(server, [{"id": 1, "method": method}, {"jsonrpc": "2.0", "id": 2, "method": method}])
@@ -34,7 +38,9 @@ def test_trpc_style_envelope_with_an_object_method_is_a_bad_request(server: Runn
 
 def test_trpc_style_envelope_never_echoes_a_bad_jsonrpc_value(server: RunningServer) -> None:
     garbage = "1.0<script>alert(1)</script>"
-    reply = _rpc(server, {"id": 1, "jsonrpc": garbage, "method": "query", "params": {"path": "gastown.getTown"}})
+    reply = _rpc(
+        server, {"id": 1, "jsonrpc": garbage, "method": "query", "params": {"path": "gastown.getTown"}}
+    )
     assert "jsonrpc" not in reply
     assert reply["error"]["data"]["code"] == "PARSE_ERROR"
     assert "script" not in str(reply)
@@ -90,7 +96,6 @@ def test_signed_token_with_invalid_claims_is_unauthorized_on_every_transport(
 
     frame = asyncio.run(over_ws())
     assert frame["error"]["data"]["code"] == "UNAUTHORIZED"
-
 
 
 def _unbounded_fields(tp: Any, where: str, seen: set[Any]) -> list[str]:
@@ -153,21 +158,35 @@ def test_integer_far_out_of_range_is_a_bad_request_on_every_transport(server: Ru
             value = {"rigId": rig["id"], "townId": town["id"], "offset": offset}
             got = client.get("/trpc/gastown.listBeads", params={"input": json.dumps(value)})
             assert got.status_code == 400, got.text
-            rpc = client.post("/rpc", json={"jsonrpc": "2.0", "id": 1, "method": "gastown.listBeads", "params": value})
+            rpc = client.post(
+                "/rpc", json={"jsonrpc": "2.0", "id": 1, "method": "gastown.listBeads", "params": value}
+            )
             assert rpc.json()["error"]["data"]["code"] == "BAD_REQUEST"
         config = {"townId": town["id"], "config": {"refinery": {"auto_merge_delay_minutes": 2**64}}}
         assert client.post("/trpc/gastown.updateTownConfig", json=config).status_code == 400
         rig_config = {"rigId": rig["id"], "config": {"max_concurrent_polecats": 2**63}}
         assert client.post("/trpc/gastown.updateRigConfig", json=rig_config).status_code == 400
-        assert client.post(
-            "/trpc/gastown.createBead", json={"rigId": rig["id"], "title": "x" * 200_000}
-        ).status_code == 400
-        assert client.get("/trpc/gastown.listBeads", params={"input": json.dumps({"rigId": rig["id"]})}).status_code == 200
+        assert (
+            client.post(
+                "/trpc/gastown.createBead", json={"rigId": rig["id"], "title": "x" * 200_000}
+            ).status_code
+            == 400
+        )
+        assert (
+            client.get(
+                "/trpc/gastown.listBeads", params={"input": json.dumps({"rigId": rig["id"]})}
+            ).status_code
+            == 200
+        )
 
     async def over_ws() -> dict[str, Any]:
         async with websockets.connect(server.ws_url + "?connectionParams=1") as ws:
             await ws.send(json.dumps({"method": "connectionParams", "data": {"token": token}}))
-            frame = {"id": 1, "method": "query", "params": {"path": "gastown.listBeads", "input": {"rigId": rig["id"], "offset": 2**64}}}
+            frame = {
+                "id": 1,
+                "method": "query",
+                "params": {"path": "gastown.listBeads", "input": {"rigId": rig["id"], "offset": 2**64}},
+            }
             await ws.send(json.dumps(frame))
             return dict(json.loads(await asyncio.wait_for(ws.recv(), 10)))
 
@@ -219,7 +238,9 @@ def test_routing_errors_answer_a_trpc_error_envelope(
     assert response.json()["error"]["data"] == {"code": key, "httpStatus": status}
 
 
-def test_invalid_utf8_in_a_websocket_text_frame_closes_1007_without_a_traceback(server: RunningServer) -> None:
+def test_invalid_utf8_in_a_websocket_text_frame_closes_1007_without_a_traceback(
+    server: RunningServer,
+) -> None:
     import asyncio
 
     import websockets
