@@ -16,6 +16,7 @@ the org for every caller.
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import sys
 import tempfile
@@ -112,7 +113,7 @@ class Cell:
     pools: Pools
     fork_key: str
     expected: str
-    notes: dict[str, Any] = field(default_factory=dict)
+    notes: dict[Any, Any] = field(default_factory=dict)
 
     @property
     def allowed(self) -> bool:
@@ -170,7 +171,10 @@ def _town(c: Cell) -> dict[str, Any]:
 
 def _convoy_bead(c: Cell) -> dict[str, Any]:
     # convoyAddBead runs before convoyRemoveBead: the same caller removes the bead it added.
-    bead = c.notes.setdefault(("convoy-bead", c.town_key, c.user), c.fresh_bead())
+    key = ("convoy-bead", c.town_key, c.user)
+    if key not in c.notes:
+        c.notes[key] = c.fresh_bead()
+    bead = c.notes[key]
     return {"townId": c.tid, "convoyId": c.pools.convoy, "beadId": bead}
 
 
@@ -434,7 +438,7 @@ def run_matrix(world: SurfaceWorld) -> Matrix:
     source = world.towns["personal"].id
     mutate(owner, "forkTown", {"sourceTownId": source, "newTownName": "matrix fork", "idempotencyKey": fork_key})
     pools = {key: pools_of(world, key) for key in world.towns}
-    notes: dict[str, Any] = {}
+    notes: dict[Any, Any] = {}
     token_clients = {row: world.server.client(tok) for row, tok in token_row_tokens(world).items()}
     m = Matrix()
     try:
@@ -517,18 +521,13 @@ def render_table(m: Matrix) -> str:
 
 
 def main() -> int:
-    with tempfile.TemporaryDirectory() as tmp:
-        worlds = build_world(Path(tmp) / "data")
-        world = next(worlds)
-        try:
-            started = time.monotonic()
-            m = run_matrix(world)
-            print(render_table(m))
-            print(f"\n{len(m.answers)} cells in {time.monotonic() - started:.1f}s, {len(m.wrong())} not as expected")
-            for cell, (got, want) in sorted(m.wrong().items()):
-                print(f"  {cell}: got {got}, expected {want}")
-        finally:
-            worlds.close()
+    with tempfile.TemporaryDirectory() as tmp, contextlib.contextmanager(build_world)(Path(tmp) / "data") as world:
+        started = time.monotonic()
+        m = run_matrix(world)
+        print(render_table(m))
+        print(f"\n{len(m.answers)} cells in {time.monotonic() - started:.1f}s, {len(m.wrong())} not as expected")
+        for cell, (got, want) in sorted(m.wrong().items()):
+            print(f"  {cell}: got {got}, expected {want}")
     return 0 if not m.wrong() else 1
 
 

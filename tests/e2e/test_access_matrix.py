@@ -12,7 +12,15 @@ from pathlib import Path
 import pytest
 
 from rpc.procedures import all_procedures
-from tests.access_matrix import CALLER_KINDS, SPEC_BY_NAME, SPECS, Matrix, declared_rule_agrees, render_table, run_matrix
+from tests.access_matrix import (
+    CALLER_KINDS,
+    SPEC_BY_NAME,
+    SPECS,
+    Matrix,
+    declared_rule_agrees,
+    render_table,
+    run_matrix,
+)
 from tests.surface_world import SurfaceWorld, build_world
 
 WIRE = {
