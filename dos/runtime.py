@@ -144,13 +144,17 @@ def write_out(conn: apsw.Connection, path: Path) -> None:
     """Write an in-memory database to `path` atomically and durably (never half a file)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".new")
-    tmp.unlink(missing_ok=True)  # left by a crash during an earlier attempt
+    # VACUUM INTO journals its target as it writes (`.new-journal`); both go if it fails.
+    leftovers = (tmp, tmp.with_name(tmp.name + "-journal"))
+    for leftover in leftovers:
+        leftover.unlink(missing_ok=True)  # left by a crash during an earlier attempt
     try:
         conn.execute("VACUUM INTO ?", (str(tmp),))
         _fsync_path(tmp)
         os.replace(tmp, path)
     except BaseException:
-        tmp.unlink(missing_ok=True)
+        for leftover in leftovers:
+            leftover.unlink(missing_ok=True)
         raise
     _fsync_path(path.parent, directory=True)
 
@@ -368,7 +372,7 @@ class Namespace(Generic[T]):
 
     def remove_files(self, object_id: str) -> None:
         base = self.path_for(object_id)
-        for suffix in ("", "-wal", "-shm", "-journal", ".new"):
+        for suffix in ("", "-wal", "-shm", "-journal", ".new", ".new-journal"):
             try:
                 os.unlink(f"{base}{suffix}")
             except FileNotFoundError:
@@ -448,9 +452,10 @@ class ObjectRuntime:
                 self.forget(ns, object_id)
 
     def remove_partial_writes(self) -> list[Path]:
-        """Delete `<file>.new` left by a crash while an object's first write was being written
-        out (that write was never acknowledged). Startup only, before any call runs."""
-        removed = sorted(self.data_dir.glob("*/*.sqlite3.new"))
+        """Delete `<file>.new` (and its `-journal`) left by a crash while an object's first
+        write was being written out (that write was never acknowledged). Startup only, before
+        any call runs."""
+        removed = sorted(self.data_dir.glob("*/*.sqlite3.new*"))  # and its -journal
         for path in removed:
             path.unlink(missing_ok=True)
         return removed

@@ -115,3 +115,12 @@ def test_written_objects_commit_with_synchronous_full_by_default(tmp_path: Path,
     assert asyncio.run(scenario("full")) == 2
     monkeypatch.setenv("GASTOWN_SQLITE_SYNCHRONOUS", "normal")
     assert asyncio.run(scenario("normal")) == 1
+
+
+def test_an_interrupted_first_write_leaves_nothing_after_startup(tmp_path: Path) -> None:
+    (tmp_path / "Box").mkdir()
+    for name in ("b1.sqlite3.new", "b1.sqlite3.new-journal"):
+        (tmp_path / "Box" / name).write_bytes(b"half")
+    runtime = ObjectRuntime(tmp_path)
+    assert [p.name for p in runtime.remove_partial_writes()] == ["b1.sqlite3.new", "b1.sqlite3.new-journal"]
+    assert _files(tmp_path) == []
