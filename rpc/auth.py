@@ -19,7 +19,7 @@ TOKEN_TTL_SECONDS = 30 * 24 * 3600
 
 # Bounds of the claims we use: a signed token is still client-supplied text (a key, a log line,
 # a database value later), so it is held to the same rules as any input.
-UserId = Annotated[str, msgspec.Meta(min_length=1, max_length=256)]
+UserId = Annotated[str, msgspec.Meta(max_length=256)]  # empty: refused in _verify, in upstream's words
 OrgId = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9_-]{1,128}$")]
 MAX_ORG_MEMBERSHIPS = 1000
 
