@@ -23,7 +23,7 @@ from rpc.auth import TokenCache, mint_token
 from rpc.cors import CorsMiddleware
 from rpc.envelopes import JSON_HEADERS, error_json
 from rpc.errors import TRPC_CODES, RpcError
-from rpc.graceful import GracefulStreams
+from rpc.graceful import GracefulStreams, InFlight
 from rpc.jsonrpc import handle_jsonrpc
 from rpc.procedures import build_router
 from rpc.request_log import RequestLogMiddleware
@@ -72,6 +72,9 @@ def crash_point(step: str | None):  # type: ignore[no-untyped-def]
 
 
 def create_app(settings: Settings, router: Router | None = None) -> Starlette:
+    stopping = asyncio.Event()  # set by rpc/serve.py when a graceful stop begins
+    in_flight = InFlight()
+
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         runtime = ObjectRuntime(settings.data_dir)
@@ -95,6 +98,10 @@ def create_app(settings: Settings, router: Router | None = None) -> Starlette:
         try:
             yield
         finally:
+            # Calls that uvicorn cancelled at its stop timeout are still unwinding (a fork
+            # removing its half-made town): let them use the runtime before it closes.
+            if not await in_flight.wait_idle(5):
+                log.warning("closing with %d call(s) still running", in_flight.count)
             await runtime.close()
 
     routes = [
@@ -105,9 +112,8 @@ def create_app(settings: Settings, router: Router | None = None) -> Starlette:
         WebSocketRoute("/trpc/", handle_trpc_ws),
         Route("/trpc/{path:path}", handle_trpc_http, methods=list(TRPC_HTTP_METHODS)),
     ]
-    stopping = asyncio.Event()  # set by rpc/serve.py when a graceful stop begins
     middleware = [
-        Middleware(GracefulStreams, stopping=stopping),
+        Middleware(GracefulStreams, stopping=stopping, in_flight=in_flight),
         Middleware(RequestLogMiddleware),
         Middleware(CorsMiddleware, origins=settings.cors_origins, dev_mode=settings.dev_mode),
         Middleware(TrpcHttpShortcut),

@@ -46,7 +46,7 @@ def main() -> None:
         loop="uvloop",
         http="httptools",
         ws="websockets-sansio",
-        timeout_graceful_shutdown=10,
+        timeout_graceful_shutdown=settings.graceful_stop_ms / 1000,
     )
     server = GracefulServer(config, app.state.stopping)
     server.run()

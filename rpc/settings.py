@@ -32,6 +32,8 @@ class Settings(msgspec.Struct, frozen=True):
     sse_ping_ms: int = 1000
     ws_ping_ms: int = 30_000
     ws_pong_wait_ms: int = 5000
+    # How long a stop (SIGTERM/SIGINT) waits for calls in flight before cancelling them.
+    graceful_stop_ms: int = 10_000
 
     def __repr__(self) -> str:  # never print the secret
         return f"Settings(host={self.host!r}, port={self.port}, data_dir={str(self.data_dir)!r}, dev_mode={self.dev_mode})"
@@ -75,4 +77,5 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         sse_ping_ms=int(env.get("GASTOWN_SSE_PING_MS", "1000")),
         ws_ping_ms=int(env.get("GASTOWN_WS_PING_MS", "30000")),
         ws_pong_wait_ms=int(env.get("GASTOWN_WS_PONG_WAIT_MS", "5000")),
+        graceful_stop_ms=int(env.get("GASTOWN_GRACEFUL_STOP_MS", "10000")),
     )

@@ -54,10 +54,13 @@ def _town_files(data: Path) -> set[str]:
     return {p.name.split(".", 1)[0] for p in (data / "TownDO").glob("*.sqlite3")}
 
 
-def test_sigterm_during_a_fork_finishes_it_or_leaves_nothing(tmp_path: Path, servers: list[RunningServer]) -> None:
-    data = tmp_path / "data"
+def _sigterm_mid_fork(
+    data: Path, servers: list[RunningServer], extra_env: dict[str, str] | None = None
+) -> tuple[str, dict[str, Any], str, RunningServer, Any]:
+    """Start a keyed fork of a big town, SIGTERM the server once its import runs; the server
+    must stop cleanly. Returns (source id, fork input, phase at SIGTERM, server, answer)."""
     source = _big_source(data, servers)
-    server = start_server(data)
+    server = start_server(data, extra_env=extra_env)
     servers.append(server)
     client = server.client(server.token(OWNER))
     key = f"graceful-{uuid.uuid4().hex}"
@@ -67,7 +70,7 @@ def test_sigterm_during_a_fork_finishes_it_or_leaves_nothing(tmp_path: Path, ser
     def fork() -> None:
         try:
             answer.append(client.post("/trpc/gastown.forkTown", json=body, timeout=60))
-        except httpx.HTTPError as exc:  # recorded: the assertion below says what happened
+        except httpx.HTTPError as exc:  # recorded: the caller's assertions say what happened
             answer.append(exc)
 
     thread = threading.Thread(target=fork)
@@ -84,13 +87,18 @@ def test_sigterm_during_a_fork_finishes_it_or_leaves_nothing(tmp_path: Path, ser
     thread.join(timeout=60)
     assert server.process.wait(timeout=30) in (0, -signal.SIGTERM)
     assert "Application shutdown complete" in server.log_text()
+    assert phase not in ("done", "failed"), f"SIGTERM came too late to test anything (phase {phase})"
+    return source, body, phase, server, answer[0]
+
+
+def test_sigterm_during_a_fork_lets_it_finish_and_answer(tmp_path: Path, servers: list[RunningServer]) -> None:
+    data = tmp_path / "data"
+    source, body, phase, server, response = _sigterm_mid_fork(data, servers)
     assert "Traceback" not in server.log_text()
     # The call in flight when the stop began finishes: the fork completes and is answered.
-    response = answer[0]
     assert isinstance(response, httpx.Response), f"the fork (in phase {phase} at SIGTERM) got {response!r}"
     assert response.status_code == 200, response.text
     made = response.json()["result"]["data"]
-    assert phase not in ("done", "failed"), f"SIGTERM came too late to test anything (phase {phase})"
 
     again = start_server(data)
     servers.append(again)
@@ -102,8 +110,33 @@ def test_sigterm_during_a_fork_finishes_it_or_leaves_nothing(tmp_path: Path, ser
     retry = mutate(client, "forkTown", body)
     assert retry["town"]["id"] == made["town"]["id"], "a retry with the key must give the same town"
     assert _town_files(data) == {source, made["town"]["id"]}
-    status = query(client, "getForkStatus", {"idempotencyKey": key})
+    status = query(client, "getForkStatus", {"idempotencyKey": body["idempotencyKey"]})
     assert status["phase"] == "done" and status["rowsDone"] == status["rowsTotal"] > 0
+
+
+def test_a_fork_cut_off_by_the_stop_timeout_leaves_nothing_and_a_retry_gives_one_town(
+    tmp_path: Path, servers: list[RunningServer]
+) -> None:
+    data = tmp_path / "data"
+    source, body, _, stopped, response = _sigterm_mid_fork(data, servers, {"GASTOWN_GRACEFUL_STOP_MS": "1"})
+    assert "timeout graceful shutdown exceeded" in stopped.log_text(), "the fork was not cut off"
+    # Cancelled after 1 ms of grace: a clean "retry later", and no traceback.
+    assert isinstance(response, httpx.Response), response
+    assert response.status_code == 503, response.text
+    assert response.json()["error"]["data"]["code"] == "SERVICE_UNAVAILABLE"
+    assert "Traceback" not in stopped.log_text()
+
+    again = start_server(data)
+    servers.append(again)
+    client = again.client(again.token(OWNER))
+    assert [t["id"] for t in query(client, "listTowns")] == [source], "a half-made fork is visible"
+    assert "removing" not in again.log_text(), "the fork was not rolled back at the stop (the start swept it)"
+    assert _town_files(data) == {source}, "the cut-off fork left a town database"
+    assert list(data.glob("TownContainerDO/*")) == [], "the cut-off fork left container state"
+    made = mutate(client, "forkTown", body)
+    assert mutate(client, "forkTown", body)["town"]["id"] == made["town"]["id"]
+    assert [t["id"] for t in query(client, "listTowns") if t["id"] != source] == [made["town"]["id"]]
+    assert _town_files(data) == {source, made["town"]["id"]}
 
 
 def test_sigterm_closes_websocket_and_sse_streams_cleanly(tmp_path: Path, servers: list[RunningServer]) -> None:
