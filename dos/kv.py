@@ -29,3 +29,12 @@ def kv_put(conn: apsw.Connection, key: str, value: Any) -> None:
 
 def kv_delete(conn: apsw.Connection, key: str) -> None:
     conn.execute("DELETE FROM _kv WHERE key = ?", (key,))
+
+
+def kv_items(conn: apsw.Connection, prefix: str) -> list[tuple[str, Any]]:
+    """Every (key, value) whose key starts with `prefix`, by a range scan of the primary key."""
+    high = prefix[:-1] + chr(ord(prefix[-1]) + 1)
+    return [
+        (key, msgspec.json.decode(raw))
+        for key, raw in conn.execute("SELECT key, value FROM _kv WHERE key >= ? AND key < ?", (prefix, high))
+    ]

@@ -17,7 +17,7 @@ from typing import Any, ClassVar, Final, TypeVar
 
 import msgspec
 
-from dos.kv import kv_delete, kv_get, kv_put
+from dos.kv import kv_delete, kv_get, kv_items, kv_put
 from dos.runtime import DurableObject, memoized_read
 from town import owners
 from town.clock import iso, now_iso
@@ -45,11 +45,6 @@ def retention_cutoff() -> str:
 def _expired(stamp: Any, cutoff: str) -> bool:
     # now_iso stamps all have one format, so they order as strings; no stamp: expired.
     return not isinstance(stamp, str) or stamp < cutoff
-
-
-def _prefix_range(prefix: str) -> tuple[str, str]:
-    """Bounds of the keys starting with `prefix`, for a range scan of `_kv`'s primary key."""
-    return prefix, prefix[:-1] + chr(ord(prefix[-1]) + 1)
 
 
 def _published_key(caller_id: str, key: str) -> str:
@@ -108,9 +103,7 @@ class OwnerDO(DurableObject):
         unstamped markers get stamped now, so they expire one window later. Returns how many
         were deleted."""
         removed = self._sweep(_PUBLISHED_PREFIX, cutoff, "at")
-        low, high = _prefix_range(_PUBLISHED_PREFIX)
-        for key, raw in list(self.conn.execute("SELECT key, value FROM _kv WHERE key >= ? AND key < ?", (low, high))):
-            value = msgspec.json.decode(raw)
+        for key, value in kv_items(self.conn, _PUBLISHED_PREFIX):
             if isinstance(value, str):
                 kv_put(self.conn, key, {"result": value, "at": now_iso()})
         return removed + self._sweep_records(cutoff)
@@ -119,11 +112,10 @@ class OwnerDO(DurableObject):
         return 0  # only users hold idempotency records
 
     def _sweep(self, prefix: str, cutoff: str, stamp_field: str) -> int:
-        low, high = _prefix_range(prefix)
         expired = [
             key
-            for key, raw in self.conn.execute("SELECT key, value FROM _kv WHERE key >= ? AND key < ?", (low, high))
-            if isinstance(value := msgspec.json.decode(raw), dict) and _expired(value.get(stamp_field), cutoff)
+            for key, value in kv_items(self.conn, prefix)
+            if isinstance(value, dict) and _expired(value.get(stamp_field), cutoff)
         ]
         for key in expired:
             kv_delete(self.conn, key)
@@ -232,9 +224,6 @@ class GastownUserDO(OwnerDO):
 
     def put_fork_record(self, key: str, record: dict[str, Any]) -> None:
         kv_put(self.conn, _idem_key(key), record)
-
-    def drop_fork_record(self, key: str) -> None:
-        kv_delete(self.conn, _idem_key(key))
 
 
 class GastownOrgDO(OwnerDO):

@@ -189,9 +189,6 @@ class TownDO(DurableObject):
     def list_agents(self, rig_id: str | None) -> list[agents.Agent]:
         return agents.list_agents(self.conn, rig_id=rig_id)
 
-    def get_agent(self, agent_id: str) -> agents.Agent | None:
-        return agents.get_agent(self.conn, agent_id)
-
     def delete_agent(self, agent_id: str, rig_id: str) -> bool:
         return agents.delete_agent(self.conn, agent_id, rig_id=rig_id)
 

@@ -2,8 +2,8 @@
 """Crash loop (issue 9): forks and bead writes run while the server is SIGKILLed at random
 moments (and, now and then, at a named fork step through GASTOWN_TEST_FAULT), then restarted.
 
-A template data dir is built once: a source town (3 rigs, history of more than one 2000-row
-import part, env vars) and a second town that takes the bead writes, owned by one user who is
+A template data dir is built once: a source town (3 rigs, a history of some thousand rows to
+import, env vars) and a second town that takes the bead writes, owned by one user who is
 also a member of an organization. Each iteration starts `python -m rpc.serve` on the data dir,
 runs --fork-workers threads forking the source (forkTown / forkOrgTown, each with a fresh
 idempotencyKey) and --write-workers threads creating beads in the second town, kills the

@@ -27,7 +27,7 @@ from typing import Any
 import apsw
 import msgspec
 
-from town.bead_events import decode_object
+from town.bead_events import BeadEvent, decode_object, row_to_event
 from town.beads import BeadStatus, BeadType
 from town.clock import iso
 from town.convoys import ConvoyMergeMode
@@ -106,17 +106,6 @@ class MergeQueueNeedsAttention(msgspec.Struct, kw_only=True):
     stalePRs: list[MergeQueueItem]
 
 
-class MergeQueueLogEvent(msgspec.Struct, kw_only=True):
-    bead_event_id: str
-    bead_id: str
-    agent_id: str | None
-    event_type: str
-    old_value: str | None
-    new_value: str | None
-    metadata: dict[str, Any]
-    created_at: str
-
-
 class MergeQueueLogBead(msgspec.Struct, kw_only=True):
     """The event's bead (named `mrBead` on the wire, though it may be of any type)."""
 
@@ -142,7 +131,7 @@ class MergeQueueLogReviewMetadata(msgspec.Struct, kw_only=True):
 
 
 class MergeQueueLogEntry(msgspec.Struct, kw_only=True):
-    event: MergeQueueLogEvent
+    event: BeadEvent  # its rig keys stay unset here, as upstream's log event has none
     mrBead: MergeQueueLogBead | None
     sourceBead: MergeQueueLogSourceBead | None
     convoy: MergeQueueConvoyRef | None
@@ -312,16 +301,7 @@ def _row_to_entry(row: tuple[Any, ...]) -> MergeQueueLogEntry:
         # review_submitted / review_completed are written on the source bead itself.
         source = MergeQueueLogSourceBead(bead_id=bead_id, title=title, status=status) if title else None
     return MergeQueueLogEntry(
-        event=MergeQueueLogEvent(
-            bead_event_id=row[0],
-            bead_id=bead_id,
-            agent_id=agent_id,
-            event_type=row[3],
-            old_value=row[4],
-            new_value=row[5],
-            metadata=decode_object(row[6]),
-            created_at=row[7],
-        ),
+        event=row_to_event(row[:8]),
         # As upstream, a bead with an empty title reads as no bead.
         mrBead=(
             MergeQueueLogBead(

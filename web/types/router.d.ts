@@ -572,24 +572,13 @@ export type MergeQueueAgentRef = {
 };
 
 export type MergeQueueLogEntry = {
-  event: MergeQueueLogEvent;
+  event: BeadEvent;
   mrBead: MergeQueueLogBead | null;
   sourceBead: MergeQueueLogSourceBead | null;
   convoy: MergeQueueConvoyRef | null;
   agent: MergeQueueAgentRef | null;
   rigName: string | null;
   reviewMetadata: MergeQueueLogReviewMetadata | null;
-};
-
-export type MergeQueueLogEvent = {
-  bead_event_id: string;
-  bead_id: string;
-  agent_id: string | null;
-  event_type: string;
-  old_value: string | null;
-  new_value: string | null;
-  metadata: Record<string, unknown>;
-  created_at: string;
 };
 
 export type MergeQueueLogBead = {
