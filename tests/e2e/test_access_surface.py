@@ -33,6 +33,7 @@ import httpx
 import pytest
 
 from rpc.access import AdminRule, TownRule
+from tests.access_matrix import CONFIGURERS, READERS, WASTELAND_ID
 from tests.fork_fixtures import logical_dump
 from tests.surface_world import CALLERS, TOWN_KEYS, SeededTown, SurfaceWorld, build_world, call
 from tests.trpc import mutate
@@ -47,9 +48,6 @@ WIRE_CODES = {
     "PRECONDITION_FAILED": (-32012, 412),
     "BAD_REQUEST": (-32600, 400),
 }
-READERS = {"personal": {"alice"}, "org": {"olga", "mike", "mary"}}
-CONFIGURERS = {"personal": {"alice"}, "org": {"olga", "mike"}}
-WASTELAND_ID = "7d0c3a4e-2f6b-4b8e-9a51-0c1d2e3f4a5b"
 
 
 def expected_outcome(level: Level, town: str, caller: str, runtime: bool) -> Outcome:

@@ -22,6 +22,7 @@ from tests.trpc import mutate, query
 from town.demo import populate_town
 
 OWNER = "graceful-owner"
+GRACEFUL_STOP_MS = 300_000
 
 
 @pytest.fixture
@@ -140,7 +141,9 @@ def test_a_fork_cut_off_by_the_stop_timeout_leaves_nothing_and_a_retry_gives_one
 
 
 def test_sigterm_closes_websocket_and_sse_streams_cleanly(tmp_path: Path, servers: list[RunningServer]) -> None:
-    server = start_server(tmp_path / "data")
+    # A graceful timeout far beyond the 30 s wait below: the server stops because it closes the
+    # open streams itself, not because the timeout cut them off.
+    server = start_server(tmp_path / "data", extra_env={"GASTOWN_GRACEFUL_STOP_MS": str(GRACEFUL_STOP_MS)})
     servers.append(server)
     token = server.token(OWNER)
     client = server.client(token)
@@ -182,14 +185,11 @@ def test_sigterm_closes_websocket_and_sse_streams_cleanly(tmp_path: Path, server
     sse_thread.start()
     assert ws_started.wait(10)
     time.sleep(0.5)  # the SSE stream is open and has delivered the history
-    stopped_at = time.monotonic()
     server.process.send_signal(signal.SIGTERM)
-    assert server.process.wait(timeout=30) in (0, -signal.SIGTERM)
-    took = time.monotonic() - stopped_at
+    assert server.process.wait(timeout=30) in (0, -signal.SIGTERM), "the stop waited for the open streams"
     ws_thread.join(10)
     sse_thread.join(10)
 
-    assert took < 5, f"the stop waited {took:.1f}s for open streams (graceful timeout is 10s)"
     assert outcome.get("ws", (None,))[0] == 1012, f"no close frame (1012 service restart) on the WebSocket: {outcome.get('ws')}"
     state, lines = outcome["sse"]
     assert state == "ended", f"the SSE stream did not end cleanly: {state}"

@@ -32,7 +32,6 @@ EXPECT_ERRORS = TYPECHECK / "expect-errors.ts"
 
 NPM_HINT = "web/node_modules is missing: run `npm ci --prefix web` (scripts/test does)"
 TSC_TIMEOUT = 120
-TSC_BUDGET_SECONDS = 60
 
 PROCEDURE_RE = re.compile(r"^    ([a-zA-Z]+): TRPC(Query|Mutation|Subscription)Procedure<", re.MULTILINE)
 DIRECTIVE_RE = re.compile(r"^(\s*)// @ts-expect-error (TS\d+)\b(.*)$")
@@ -129,7 +128,6 @@ def test_tsc_accepts_web() -> None:
     expected = {ROUTER_DTS, *TYPECHECK.glob("*.ts"), *TYPECHECK.glob("*.tsx"), *app_sources}
     missing = sorted(str(p.relative_to(WEB)) for p in expected if p.resolve() not in listed)
     assert not missing, f"web/tsconfig.json does not compile {missing}"
-    assert elapsed < TSC_BUDGET_SECONDS, f"tsc took {elapsed:.1f} s (budget {TSC_BUDGET_SECONDS} s)"
 
 
 def _strip_expected_error_lines(text: str) -> str:

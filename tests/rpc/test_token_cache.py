@@ -30,6 +30,7 @@ def test_a_remembered_token_is_refused_once_it_expires() -> None:
     token = mint_token(SECRET, "alice", ttl_seconds=2)
     exp = int(time.time()) + 2
     assert cache.authenticate(token).user_id == "alice"
+    assert repr(cache) == "TokenCache(1 of 4096)"  # remembered
     assert cache.authenticate(token).user_id == "alice"  # answered from the cache
     wait_past(exp)
     assert refusal(cache, token) == ("UNAUTHORIZED", "Token expired")
@@ -41,6 +42,7 @@ def test_a_remembered_token_carries_its_claims() -> None:
     memberships = [OrgMembership(orgId="org-1", role="member")]
     token = mint_token(SECRET, "bob", is_admin=True, org_memberships=memberships)
     first, again = cache.authenticate(token), cache.authenticate(token)
+    assert repr(cache) == "TokenCache(1 of 4096)"  # remembered once
     assert first == again
     assert (again.user_id, again.is_admin, again.org_role("org-1")) == ("bob", True, "member")
 
