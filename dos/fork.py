@@ -1,8 +1,8 @@
 """Fork orchestration (fork.md): export the source, build the new town, publish it last.
 
 Order and why:
-1. the new TownDO gets its id, ownership and a fresh kilocode_token;
-2. the source's snapshot is streamed into it (one read txn there, one write txn here);
+1. the new TownDO's database is created whole (`Namespace.create`): its id, ownership and a
+   fresh kilocode_token, then the source's snapshot streamed in (one read txn there);
 3. rigs are configured and git credentials fetched (network, outside any transaction);
 4. a fresh TownContainerDO and the lineage are written;
 5. one owner-object transaction publishes the town row, its rigs, its lineage and the
@@ -265,14 +265,22 @@ class ForkService:
             source = await self._source_path(plan)
             owner_user = plan.target.created_by_user_id
             token = self.mint(owner_user)
-            await new_town.call(TownDO.initialize, ownership=lifecycle.ownership_fields(plan.target, token))
-            self.fault("initialized")
+            ownership = lifecycle.ownership_fields(plan.target, token)
             # The fresh container object is another object: created while the import runs.
             container = self.runtime.namespace(TownContainerDO).get(town_id)
             fresh_container = asyncio.ensure_future(container.call(TownContainerDO.put, "container:registry", []))
             mapping: dict[str, str] = {}
             progress = self._import_progress(tracker)
-            report = await new_town.call_bulk(TownDO.import_fork_from, source, self._options(plan), mapping, progress)
+            options = self._options(plan)
+
+            def build(town: TownDO) -> ImportReport:
+                # The new town's database is made whole (runtime `create`): its identity and
+                # ownership, then the source's rows; it exists only once all of it is written.
+                town.initialize(ownership=ownership)
+                self.fault("initialized")
+                return town.import_fork_from(source, options, mapping, progress)
+
+            report = await towns.create(town_id, build)
             self.fault("imported")
             if tracker is not None:
                 tracker.report("rigs")

@@ -153,7 +153,7 @@ async def sweep_orphans(runtime: ObjectRuntime) -> list[str]:
     """Remove town databases no owner object knows (half-written by a crash), and first
     writes of any object that a crash interrupted. Startup only."""
     for path in runtime.remove_partial_writes():
-        log.warning("removing %s (an object's first write, interrupted)", path)
+        log.warning("removing %s (an object's first write or creation, interrupted)", path)
     towns = runtime.namespace(TownDO)
     removed: list[str] = []
     for town_id in towns.ids_on_disk():

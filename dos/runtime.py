@@ -160,12 +160,14 @@ def write_out(conn: apsw.Connection, path: Path) -> None:
 
 
 def open_snapshot_reader(path: Path) -> apsw.Connection:
-    """A read-only connection to an object's database (a WAL reader: never blocks its writer).
+    """A reading connection to an object's database (a WAL reader: never blocks its writer).
 
     Used for consistent exports while the owning object keeps taking writes; the caller pins
-    the snapshot by holding one transaction open around its reads.
+    the snapshot by holding one transaction open around its reads. It is opened read-write
+    (never create) only so that in-memory databases it attaches are writable (a fork export
+    builds its parts in one); it never writes the object's own database.
     """
-    conn = apsw.Connection(str(path), flags=apsw.SQLITE_OPEN_READONLY)
+    conn = apsw.Connection(str(path), flags=apsw.SQLITE_OPEN_READWRITE)
     conn.setbusytimeout(5000)
     return conn
 
@@ -301,6 +303,53 @@ class Namespace(Generic[T]):
         self, object_id: str, fn: Callable[Concatenate[T, P], R], *args: P.args, **kwargs: P.kwargs
     ) -> R:
         return await self._call(object_id, False, fn, *args, **kwargs)
+
+    async def create(self, object_id: str, build: Callable[[T], R]) -> R:
+        """Create a new object's database whole, for loads too big for one call's transaction
+        (a fork's import): `build(obj)` fills a private scratch file, `<file>.new`, with no
+        journal and no sync (nothing can see it, and a failure or a crash only discards it;
+        startup removes leftovers); then it is fsynced and renamed into place, so the object's
+        file appears complete or not at all, and the object opens it on its next call.
+        The object must have no file yet. Runs in the bulk pool."""
+        encode_object_id(object_id)
+        opening = self._opening.setdefault(object_id, asyncio.Lock())
+        async with opening:  # nobody opens the object while its file is being made
+            if object_id in self._instances and not await self.evict(object_id):
+                raise RuntimeError(f"{self.cls.__name__} {object_id} is busy")
+            if self.path_for(object_id).exists():
+                raise RuntimeError(f"{self.cls.__name__} {object_id} already has a database")
+            future = self._runtime.submit(lambda: self._build_file(object_id, build), bulk=True)
+            try:
+                return await asyncio.shield(future)
+            except asyncio.CancelledError:
+                await asyncio.wait([future])  # the file is finished or removed before we go
+                raise
+            finally:
+                self._opening.pop(object_id, None)
+
+    def _build_file(self, object_id: str, build: Callable[[T], R]) -> R:
+        path = self.path_for(object_id)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        scratch = path.with_name(path.name + ".new")
+        leftovers = [Path(f"{scratch}{suffix}") for suffix in ("", "-journal", "-wal", "-shm")]
+        for leftover in leftovers:
+            leftover.unlink(missing_ok=True)
+        conn = apsw.Connection(str(scratch))
+        try:
+            conn.execute("PRAGMA journal_mode = OFF")
+            conn.execute("PRAGMA synchronous = OFF")
+            apply_migrations(conn, self.cls.MIGRATIONS)
+            result = build(self.cls(conn, object_id))
+            conn.close()
+            _fsync_path(scratch)
+            os.replace(scratch, path)
+        except BaseException:
+            conn.close()
+            for leftover in leftovers:
+                leftover.unlink(missing_ok=True)
+            raise
+        _fsync_path(path.parent, directory=True)
+        return result
 
     async def call_bulk(
         self, object_id: str, fn: Callable[Concatenate[T, P], R], *args: P.args, **kwargs: P.kwargs

@@ -135,12 +135,11 @@ class TownDO(DurableObject):
         rig_id_mapping: dict[str, str],
         progress: fork_import.Progress | None = None,
     ) -> fork_import.ImportReport:
-        """Stream the source's snapshot straight into this town, part by part.
-
-        One read transaction on the source (consistent, and the source keeps taking writes),
-        inside this call's one write transaction here: memory is bounded by the part size.
-        `progress` hears each phase and the rows done (from this call's worker thread).
-        """
+        """Stream the source's snapshot straight into this new town, part by part: one read
+        transaction on the source (consistent, and the source keeps taking writes); memory is
+        bounded by the part size. Only while the town's database is being created
+        (`Namespace.create`): the load runs outside any transaction. `progress` hears each
+        phase and the rows done (from this worker thread)."""
         return copy_fork(self.conn, source, options, rig_id_mapping, progress)
 
     def configure_fork_rigs(
@@ -263,6 +262,7 @@ def copy_fork(
         options = msgspec.structs.replace(options, rows=False)
     reader = open_snapshot_reader(source)
     try:
+        fork_export.attach_part_schema(reader)  # before the read transaction (ATTACH can't run in one)
         with reader:
             parts: Iterator[ExportPart] = fork_export.export_parts(reader, options)
             report = fork_import.import_fork(target, parts, rig_id_mapping=rig_id_mapping, progress=progress)

@@ -1,5 +1,11 @@
-"""Import a fork export into a new town (fork.md §3): one write transaction, loaded the way
-SQLite loads fastest.
+"""Import a fork export into a new town (fork.md §3), loaded the way SQLite loads fastest.
+
+The target is a new town's private database that nothing can see until it is published (the
+runtime builds it as a scratch file that becomes the town's file only when complete, see
+`dos.runtime.Namespace.create`), so the load runs outside any transaction: each row part (a
+serialized one-table database) is attached by `deserialize`, which SQLite refuses inside a
+transaction, and copied with one INSERT ... SELECT. Secondary indexes are dropped first and
+built once at the end; rows arrive in key order, so every key b-tree grows append-only.
 
 Rig ids are remapped everywhere they appear (the `rig_id` column and the top-level
 `rig_id`/`rigId` metadata keys of beads and events); ids of beads and events are kept.
@@ -7,6 +13,7 @@ Rig ids are remapped everywhere they appear (the `rig_id` column and the top-lev
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Iterable
 from typing import Literal
 
@@ -17,21 +24,17 @@ from dos.kv import kv_put
 from town.clock import new_id, now_iso
 from town.config import CONFIG_KEY, TownConfig, get_config
 from town.errors import BadRequest
+from town.fork_export import PART_SCHEMA, attach_part_schema
 from town.fork_payload import (
     FORK_PAYLOAD_VERSION,
-    BeadRows,
-    ConvoyRows,
-    DependencyRows,
-    EscalationRows,
-    EventRows,
-    ExportBead,
-    ExportEvent,
+    LOADED_TABLES,
+    PART_COLUMNS,
     ExportPart,
     ExportRig,
     ForkConfig,
     ForkExportHeader,
     ForkExportSummary,
-    ReviewRows,
+    RowImage,
     RowTotals,
     SkippedCounts,
 )
@@ -62,12 +65,9 @@ ForkPhase = Literal["export", "import", "indexes", "config"]
 # (phase, rows done, rows total); called from the importing thread.
 Progress = Callable[[ForkPhase, int, int], None]
 
-# The tables a fork loads; their secondary indexes are dropped for the load, rebuilt after.
-_LOADED_TABLES = ("beads", "bead_events", "bead_dependencies", "review_metadata", "escalation_metadata", "convoy_metadata")
-
 
 class _Remapper:
-    """Maps source rig ids to the new town's and counts the references it had to clear."""
+    """Maps source rig ids in metadata JSON to the new town's and counts the ones it cleared."""
 
     def __init__(self, mapping: dict[str, str]) -> None:
         self.mapping = mapping
@@ -81,8 +81,10 @@ class _Remapper:
             self.unmapped += 1
         return new
 
-    def metadata(self, text: str) -> str:
+    def metadata(self, text: str | None) -> str | None:
         """Map the top-level `rig_id`/`rigId` strings of a JSON object; other text is kept."""
+        if text is None:
+            return None
         try:
             value = msgspec.json.decode(text)
         except msgspec.DecodeError:
@@ -97,56 +99,43 @@ class _Remapper:
                 changed = True
         return msgspec.json.encode(value).decode() if changed else text
 
-    # Whole parts at a time. Only rows whose metadata mentions a rig key are rebuilt (a cheap
-    # substring test), so most rows are bound exactly as they arrived.
-    def beads(self, rows: list[ExportBead]) -> list[ExportBead]:
-        meta = self.metadata
-        return [
-            (*b[:5], self.rig(b[5]), *b[6:9], b[9] if b[9] is None or not _mentions_rig(b[9]) else meta(b[9]), *b[10:])
-            for b in rows
-        ]
 
-    def events(self, rows: list[ExportEvent]) -> list[ExportEvent]:
-        meta = self.metadata
-        return [e if (m := e[6]) is None or not _mentions_rig(m) else (*e[:6], meta(m), e[7]) for e in rows]
+# SQL names the load uses on the importing connection.
+_META_FN = "fork_rig_metadata"  # _Remapper.metadata
+_RIGMAP = "temp.fork_rigmap"  # source rig id -> new rig id
 
 
-def _mentions_rig(text: str) -> bool:
-    return "rig_id" in text or "rigId" in text
+def _load_sql(table: str) -> str:
+    """INSERT of one part's rows in their key order, rig ids mapped on the way: the `rig_id`
+    column through the rig map, metadata JSON through Python but only on rows that name a rig
+    by a string, so the other rows never leave SQLite."""
+
+    def value(column: str) -> str:
+        if column == "rig_id" and table == "beads":
+            return f"(SELECT new FROM {_RIGMAP} WHERE old = p.rig_id)"
+        if column == "metadata" and table in ("beads", "bead_events"):
+            # SQLite finds the rows whose top-level rig_id/rigId is a string (many carry null);
+            # only those go through Python, which maps them as every other rig reference.
+            # (The substring tests first: most rows stop there, before any JSON is parsed.)
+            mentions = " OR ".join(f"instr(p.metadata, '{key}') > 0" for key in _RIG_KEYS)
+            is_text = " OR ".join(f"json_type(p.metadata, '$.{key}') = 'text'" for key in _RIG_KEYS)
+            return (
+                f"CASE WHEN ({mentions}) AND json_valid(p.metadata) AND ({is_text})"
+                f" THEN {_META_FN}(p.metadata) ELSE p.metadata END"
+            )
+        return f'p."{column}"'
+
+    columns = PART_COLUMNS[table]
+    names = ", ".join(f'"{c}"' for c in columns)
+    values = ", ".join(value(c) for c in columns)
+    return f"INSERT INTO main.{table} ({names}) SELECT {values} FROM {PART_SCHEMA}.{table} p ORDER BY p.rowid"
 
 
-# Each statement binds a row tuple in its export column order (one prepared statement a part).
-_INSERT_BEADS = (
-    "INSERT INTO beads (bead_id, type, status, title, body, rig_id, parent_bead_id, assignee_agent_bead_id,"
-    " priority, labels, metadata, dispatch_attempts, last_dispatch_attempt_at, created_by, created_at,"
-    " updated_at, closed_at) VALUES (?, ?, ?, ?, ?, ?, ?, NULL, ?, ?, ?, 0, NULL, ?, ?, ?, ?)"
+_LOADS = {table: _load_sql(table) for table in LOADED_TABLES}
+# Bead rig ids the map cannot serve (a rig the source no longer has): cleared, and counted.
+_UNMAPPED_BEAD_RIGS = (
+    f"SELECT count(*) FROM {PART_SCHEMA}.beads WHERE rig_id IS NOT NULL AND rig_id NOT IN (SELECT old FROM {_RIGMAP})"
 )
-_INSERT_EVENTS = (
-    "INSERT INTO bead_events (bead_event_id, bead_id, agent_id, event_type, old_value, new_value, metadata,"
-    " created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
-)
-_INSERT_DEPENDENCIES = "INSERT INTO bead_dependencies (bead_id, depends_on_bead_id, dependency_type) VALUES (?, ?, ?)"
-# Review timers are runtime state of the source's queue: cleared.
-_INSERT_REVIEWS = (
-    "INSERT INTO review_metadata (bead_id, branch, target_branch, merge_commit, pr_url, retry_count,"
-    " auto_merge_ready_since, last_feedback_check_at) VALUES (?, ?, ?, ?, ?, ?, NULL, NULL)"
-)
-_INSERT_ESCALATIONS = (
-    "INSERT INTO escalation_metadata (bead_id, severity, category, acknowledged, re_escalation_count,"
-    " acknowledged_at) VALUES (?, ?, ?, ?, ?, ?)"
-)
-_INSERT_CONVOYS = (
-    "INSERT INTO convoy_metadata (bead_id, total_beads, closed_beads, landed_at, feature_branch, merge_mode,"
-    " staged) VALUES (?, ?, ?, ?, ?, ?, ?)"
-)
-_INSERTS: dict[type, tuple[str, str]] = {
-    BeadRows: (_INSERT_BEADS, "beads"),
-    EventRows: (_INSERT_EVENTS, "bead_events"),
-    DependencyRows: (_INSERT_DEPENDENCIES, "bead_dependencies"),
-    ReviewRows: (_INSERT_REVIEWS, "review_metadata"),
-    EscalationRows: (_INSERT_ESCALATIONS, "escalation_metadata"),
-    ConvoyRows: (_INSERT_CONVOYS, "convoy_metadata"),
-}
 
 
 def import_fork(
@@ -156,24 +145,25 @@ def import_fork(
     rig_id_mapping: dict[str, str],
     progress: Progress | None = None,
 ) -> ImportReport:
-    """Write every part into this (new, empty, still private) town; the caller's transaction
-    makes it atomic. With `conn=None` nothing is written (dryRun): the header's totals are
-    what an import would copy.
-
-    The load is shaped for SQLite: secondary indexes are dropped first and rebuilt once at the
-    end (a sorted build instead of random inserts), rows arrive in key order (append-only key
-    b-trees), and each part is one prepared statement over its row tuples; only the rows that
-    mention a rig are rebuilt to map it.
-    """
+    """Write every part into this new, empty, still private town. `conn` must not be in a
+    transaction (see the module docstring; the caller discards the database if this fails).
+    With `conn=None` nothing is written (dryRun): the header's totals are what an import
+    would copy."""
     report = (lambda *_: None) if progress is None else progress
     load = _Load(conn, rig_id_mapping, report)
-    for part in parts:
-        load.add(part)
-    header, summary = load.header, load.summary
-    if header is None or summary is None:
-        raise BadRequest("Incomplete fork payload: header or summary missing")
-    load.finish()
-    unmapped = load.remap.unmapped if summary.rig_refs_unmapped is None else summary.rig_refs_unmapped
+    try:
+        for part in parts:
+            load.add(part)
+        header, summary = load.header, load.summary
+        if header is None or summary is None:
+            raise BadRequest("Incomplete fork payload: header or summary missing")
+        load.finish()
+    except BaseException:
+        with contextlib.suppress(apsw.Error):  # the load's own error is the one to report
+            load.close()
+        raise
+    load.close()
+    unmapped = load.remap.unmapped + load.unmapped_columns if summary.rig_refs_unmapped is None else summary.rig_refs_unmapped
     return ImportReport(
         source_town_id=header.source_town_id,
         copied=load.copied,
@@ -197,29 +187,39 @@ class _Load:
         self.header: ForkExportHeader | None = None
         self.summary: ForkExportSummary | None = None
         self.remap = _Remapper(mapping)
+        self.unmapped_columns = 0
         self.indexes: list[tuple[str, str]] = []
         self.total = self.done = 0
         self.prepared = False
 
     def add(self, part: ExportPart) -> None:
-        conn = self.conn
         if isinstance(part, ForkExportHeader):
             self._start(part)
         elif isinstance(part, ForkExportSummary):
             self.summary = part
-        elif conn is not None:
+        elif self.conn is not None:
             if not self.prepared:
                 raise BadRequest("Fork payload rows arrived before its header")
-            sql, table = _INSERTS[type(part)]
-            rows = part.rows
-            if isinstance(part, BeadRows):
-                rows = self.remap.beads(part.rows)
-            elif isinstance(part, EventRows):
-                rows = self.remap.events(part.rows)
-            conn.executemany(sql, rows)
-            setattr(self.copied, table, getattr(self.copied, table) + len(part.rows))
-            self.done += len(part.rows)
-            self.report("import", self.done, self.total)
+            self._load(self.conn, part)
+
+    def _load(self, conn: apsw.Connection, part: RowImage) -> None:
+        table = part.table
+        try:
+            conn.deserialize(PART_SCHEMA, part.image)
+            found = tuple(str(row[1]) for row in conn.execute(f"PRAGMA {PART_SCHEMA}.table_info({table})"))
+            if found != PART_COLUMNS[table]:
+                raise BadRequest(f"Fork payload part for {table} does not hold its columns")
+            if table == "beads":
+                self.unmapped_columns += int(conn.execute(_UNMAPPED_BEAD_RIGS).fetchone()[0])  # type: ignore[index]
+            conn.execute(_LOADS[table])
+        except apsw.Error as exc:
+            raise BadRequest(f"Fork payload part for {table} is not a valid row image") from exc
+        rows = conn.changes()
+        if rows != part.rows:
+            raise BadRequest(f"Fork payload part for {table} holds {rows} rows, not {part.rows}")
+        setattr(self.copied, table, getattr(self.copied, table) + rows)
+        self.done += rows
+        self.report("import", self.done, self.total)
 
     def _start(self, header: ForkExportHeader) -> None:
         if header.version != FORK_PAYLOAD_VERSION:
@@ -233,6 +233,13 @@ class _Load:
         if conn is None:
             self.copied = CopiedCounts(**msgspec.structs.asdict(header.totals), rigs=len(header.rigs))
             return
+        if conn.in_transaction:
+            raise RuntimeError("import_fork loads a private database outside any transaction")
+        attach_part_schema(conn)
+        conn.create_scalar_function(_META_FN, self.remap.metadata, 1)  # type: ignore[arg-type]  # text in, text out
+        conn.execute("CREATE TEMP TABLE IF NOT EXISTS fork_rigmap (old TEXT PRIMARY KEY, new TEXT NOT NULL) WITHOUT ROWID")
+        conn.execute(f"DELETE FROM {_RIGMAP}")
+        conn.executemany(f"INSERT INTO {_RIGMAP} (old, new) VALUES (?, ?)", list(self.mapping.items()))
         self.indexes = _drop_secondary_indexes(conn)
         self.prepared = True
         _insert_rigs(conn, header, self.mapping)
@@ -243,25 +250,39 @@ class _Load:
         if conn is None or header is None:
             return
         self.report("indexes", self.done, self.total)
-        for _, sql in self.indexes:
-            conn.execute(sql)
+        with conn:  # one transaction for the builds (no journal to pay for here, one sync)
+            for _, sql in self.indexes:
+                conn.execute(sql)
+        self.indexes = []
         self.report("config", self.done, self.total)
         _apply_config(conn, header.config)
+
+    def close(self) -> None:
+        """Leave the connection as it was: no part schema, rig map or function of the load."""
+        conn = self.conn
+        if conn is None or not self.prepared or conn.in_transaction:
+            return
+        if PART_SCHEMA in {str(row[1]) for row in conn.execute("PRAGMA database_list")}:
+            conn.execute(f"DETACH DATABASE {PART_SCHEMA}")  # first: a bad image there breaks other SQL
+        conn.execute(f"DROP TABLE IF EXISTS {_RIGMAP}")
+        conn.create_scalar_function(_META_FN, None)
+
 
 def _drop_secondary_indexes(conn: apsw.Connection) -> list[tuple[str, str]]:
     """Drop the loaded tables' own indexes (not the implicit key indexes, which cannot be
     dropped); returns their exact definitions, re-run as stored so the schema ends identical."""
-    marks = ", ".join("?" for _ in _LOADED_TABLES)
+    marks = ", ".join("?" for _ in LOADED_TABLES)
     found = [
         (str(name), str(sql))
         for name, sql in conn.execute(
             f"SELECT name, sql FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL AND tbl_name IN ({marks})"
             " ORDER BY rowid",
-            _LOADED_TABLES,
+            LOADED_TABLES,
         )
     ]
-    for name, _ in found:
-        conn.execute(f'DROP INDEX "{name}"')
+    with conn:
+        for name, _ in found:
+            conn.execute(f'DROP INDEX "{name}"')
     return found
 
 

@@ -13,7 +13,7 @@ from msgspec import UNSET, UnsetType
 
 from town.config import ContainerConfig, CustomInstructions, RefineryConfig, RoleModels
 
-FORK_PAYLOAD_VERSION = 2  # 2: row tuples, header totals, summary rig_refs_unmapped
+FORK_PAYLOAD_VERSION = 3  # 2: row tuples, header totals; 3: row parts as SQLite images
 
 # TownConfig fields a fork copies (fork.md §3). Everything else is never copied.
 COPIED_CONFIG_FIELDS = (
@@ -74,69 +74,49 @@ class ForkExportHeader(msgspec.Struct, kw_only=True, tag="header"):
     totals: RowTotals
 
 
-# Rows travel as plain tuples in their table's column order (a JSON array each on the wire, as
-# the array-like Structs of version 1 were): the exporter hands SQLite's rows over as they
-# come and the importer binds them as they are, so no per-row Python object is built.
+# Rows travel as SQLite database images: each row part is one small database holding one
+# table, named as the target table, whose columns are exactly the target's (cleared columns
+# already cleared, parents already resolved). The exporter builds it with INSERT ... SELECT and
+# serializes it; the importer deserializes it and loads it with one INSERT ... SELECT, so rows
+# never become Python objects on either side (the import's main lever, with key order and
+# late indexes). Only rig ids are mapped on the way in (the `rig_id` column and top-level
+# `rig_id`/`rigId` metadata keys of beads and events).
 
-ExportBead = tuple[
-    str,  # bead_id
-    str,  # type
-    str,  # status
-    str,  # title
-    str | None,  # body
-    str | None,  # rig_id (source rig; the importer maps it)
-    str | None,  # parent_bead_id (already cleared when the parent is not copied)
-    str | None,  # priority
-    str | None,  # labels (JSON text)
-    str | None,  # metadata (JSON text; the importer maps top-level rig ids)
-    str | None,  # created_by
-    str,  # created_at
-    str,  # updated_at
-    str | None,  # closed_at
+LOADED_TABLES = ("beads", "bead_events", "bead_dependencies", "review_metadata", "escalation_metadata", "convoy_metadata")
+LoadedTable = Literal[
+    "beads", "bead_events", "bead_dependencies", "review_metadata", "escalation_metadata", "convoy_metadata"
 ]
-"""A copied bead; assignee and dispatch state are already cleared, parent already resolved."""
 
-ExportEvent = tuple[
-    str,  # bead_event_id
-    str,  # bead_id
-    str | None,  # agent_id
-    str,  # event_type
-    str | None,  # old_value
-    str | None,  # new_value
-    str | None,  # metadata (JSON text)
-    str,  # created_at
-]
-ExportDependency = tuple[str, str, str]  # bead_id, depends_on_bead_id, dependency_type
-# bead_id, branch, target_branch, merge_commit, pr_url, retry_count (review timers cleared)
-ExportReview = tuple[str, str, str, str | None, str | None, int | None]
-# bead_id, severity, category, acknowledged, re_escalation_count, acknowledged_at
-ExportEscalation = tuple[str, str, str | None, int, int, str | None]
-# bead_id, total_beads, closed_beads, landed_at, feature_branch, merge_mode, staged
-ExportConvoy = tuple[str, int, int, str | None, str | None, str | None, int]
-
-
-class BeadRows(msgspec.Struct, tag="beads"):
-    rows: list[ExportBead]
-
-
-class EventRows(msgspec.Struct, tag="bead_events"):
-    rows: list[ExportEvent]
+# Each loaded table's columns as a part carries them (the target table's own columns, in order).
+PART_COLUMNS: dict[str, tuple[str, ...]] = {
+    "beads": (
+        "bead_id", "type", "status", "title", "body", "rig_id", "parent_bead_id", "assignee_agent_bead_id",
+        "priority", "labels", "metadata", "dispatch_attempts", "last_dispatch_attempt_at", "created_by",
+        "created_at", "updated_at", "closed_at",
+    ),
+    "bead_events": (
+        "bead_event_id", "bead_id", "agent_id", "event_type", "old_value", "new_value", "metadata", "created_at",
+    ),
+    "bead_dependencies": ("bead_id", "depends_on_bead_id", "dependency_type"),
+    "review_metadata": (
+        "bead_id", "branch", "target_branch", "merge_commit", "pr_url", "retry_count", "auto_merge_ready_since",
+        "last_feedback_check_at",
+    ),
+    "escalation_metadata": (
+        "bead_id", "severity", "category", "acknowledged", "re_escalation_count", "acknowledged_at",
+    ),
+    "convoy_metadata": (
+        "bead_id", "total_beads", "closed_beads", "landed_at", "feature_branch", "merge_mode", "staged",
+    ),
+}
 
 
-class DependencyRows(msgspec.Struct, tag="bead_dependencies"):
-    rows: list[ExportDependency]
+class RowImage(msgspec.Struct, kw_only=True, tag="rows"):
+    """One part of rows: `rows` rows of `table`, in key order, as a serialized SQLite database."""
 
-
-class ReviewRows(msgspec.Struct, tag="review_metadata"):
-    rows: list[ExportReview]
-
-
-class EscalationRows(msgspec.Struct, tag="escalation_metadata"):
-    rows: list[ExportEscalation]
-
-
-class ConvoyRows(msgspec.Struct, tag="convoy_metadata"):
-    rows: list[ExportConvoy]
+    table: LoadedTable
+    rows: int
+    image: bytes
 
 
 class RowTotals(msgspec.Struct, kw_only=True):
@@ -176,9 +156,7 @@ class ForkExportSummary(msgspec.Struct, kw_only=True, tag="summary"):
     rig_refs_unmapped: int | None = None
 
 
-ExportPart = (
-    ForkExportHeader | BeadRows | EventRows | DependencyRows | ReviewRows | EscalationRows | ConvoyRows | ForkExportSummary
-)
+ExportPart = ForkExportHeader | RowImage | ForkExportSummary
 
 
 class ForkExportPayload(msgspec.Struct, kw_only=True):

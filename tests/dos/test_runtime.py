@@ -200,3 +200,72 @@ def test_long_bulk_calls_leave_the_normal_workers_free(tmp_path: Path) -> None:
         return still_running
 
     assert run(scenario())
+
+
+# -- an object's database created whole (Namespace.create, the fork's import) ------------------
+
+
+def _files(directory: Path) -> list[str]:
+    return sorted(p.name for p in directory.iterdir()) if directory.exists() else []
+
+
+def test_create_builds_the_file_whole_and_the_object_then_reads_it(tmp_path: Path) -> None:
+    seen_during_build: list[list[str]] = []
+
+    def build(obj: Sleeper) -> int:
+        assert not obj.conn.in_transaction  # the build is not one call's transaction
+        for n in range(3):
+            obj.write(n)
+        seen_during_build.append(_files(tmp_path / "Sleeper"))
+        return 7
+
+    async def scenario() -> tuple[int, tuple[list[int], object], str]:
+        runtime = ObjectRuntime(tmp_path)
+        ns = runtime.namespace(Sleeper)
+        result = await ns.create("made", build)
+        state = await ns.get("made").call(Sleeper.state)
+        mode = ns.path_for("made")
+        await runtime.close()
+        return result, state, str(mode)
+
+    result, state, path = run(scenario())
+    assert result == 7 and state == ([0, 1, 2], 2)
+    # While it was built only the scratch file existed; after, only the object's own file.
+    assert seen_during_build == [["made.sqlite3.new"]]
+    assert _files(tmp_path / "Sleeper") == ["made.sqlite3"]
+    conn = apsw.Connection(path)
+    assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"  # opened as every object
+    assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    conn.close()
+
+
+def test_a_failed_create_leaves_nothing_and_the_id_reads_as_new(tmp_path: Path) -> None:
+    def build(obj: Sleeper) -> None:
+        obj.write(1)
+        raise ValueError("half-way")
+
+    async def scenario() -> tuple[list[int], object]:
+        runtime = ObjectRuntime(tmp_path)
+        ns = runtime.namespace(Sleeper)
+        with pytest.raises(ValueError, match="half-way"):
+            await ns.create("broken", build)
+        assert not ns.exists("broken")
+        state = await ns.get("broken").call(Sleeper.state)
+        await runtime.close()
+        return state
+
+    assert run(scenario()) == ([], None)
+    assert _files(tmp_path / "Sleeper") == []
+
+
+def test_create_refuses_an_object_that_already_has_a_database(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        runtime = ObjectRuntime(tmp_path)
+        ns = runtime.namespace(Sleeper)
+        await ns.get("taken").call(Sleeper.write, 5)
+        with pytest.raises(RuntimeError, match="already has a database"):
+            await ns.create("taken", lambda obj: obj.write(6))
+        assert await ns.get("taken").call(Sleeper.state) == ([5], 5)
+        await runtime.close()
+
+    run(scenario())
