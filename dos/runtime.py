@@ -142,21 +142,36 @@ def _fsync_path(path: str | Path, *, directory: bool = False) -> None:
 
 def write_out(conn: apsw.Connection, path: Path) -> None:
     """Write an in-memory database to `path` atomically and durably (never half a file)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".new")
-    # VACUUM INTO journals its target as it writes (`.new-journal`); both go if it fails.
-    leftovers = (tmp, tmp.with_name(tmp.name + "-journal"))
-    for leftover in leftovers:
-        leftover.unlink(missing_ok=True)  # left by a crash during an earlier attempt
+    tmp = _fresh_scratch(path)
     try:
-        conn.execute("VACUUM INTO ?", (str(tmp),))
+        conn.execute("VACUUM INTO ?", (str(tmp),))  # (journals its target as it writes)
         _fsync_path(tmp)
         os.replace(tmp, path)
     except BaseException:
-        for leftover in leftovers:
-            leftover.unlink(missing_ok=True)
+        _remove_scratch(path)
         raise
     _fsync_path(path.parent, directory=True)
+
+
+# An object's file is made under this name beside it and renamed into place when complete;
+# SQLite may leave these companions of it (startup's remove_partial_writes removes them all).
+_SCRATCH_FILES = ("", "-journal", "-wal", "-shm")
+
+
+def _scratch_path(path: Path) -> Path:
+    return path.with_name(path.name + ".new")
+
+
+def _remove_scratch(path: Path) -> None:
+    for suffix in _SCRATCH_FILES:
+        Path(f"{_scratch_path(path)}{suffix}").unlink(missing_ok=True)
+
+
+def _fresh_scratch(path: Path) -> Path:
+    """The scratch path for `path`, cleared of what a crash during an earlier attempt left."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    _remove_scratch(path)
+    return _scratch_path(path)
 
 
 def open_snapshot_reader(path: Path) -> apsw.Connection:
@@ -329,11 +344,7 @@ class Namespace(Generic[T]):
 
     def _build_file(self, object_id: str, build: Callable[[T], R]) -> R:
         path = self.path_for(object_id)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        scratch = path.with_name(path.name + ".new")
-        leftovers = [Path(f"{scratch}{suffix}") for suffix in ("", "-journal", "-wal", "-shm")]
-        for leftover in leftovers:
-            leftover.unlink(missing_ok=True)
+        scratch = _fresh_scratch(path)
         conn = apsw.Connection(str(scratch))
         try:
             conn.execute("PRAGMA journal_mode = OFF")
@@ -345,8 +356,7 @@ class Namespace(Generic[T]):
             os.replace(scratch, path)
         except BaseException:
             conn.close()
-            for leftover in leftovers:
-                leftover.unlink(missing_ok=True)
+            _remove_scratch(path)
             raise
         _fsync_path(path.parent, directory=True)
         return result
@@ -421,11 +431,9 @@ class Namespace(Generic[T]):
 
     def remove_files(self, object_id: str) -> None:
         base = self.path_for(object_id)
-        for suffix in ("", "-wal", "-shm", "-journal", ".new", ".new-journal"):
-            try:
-                os.unlink(f"{base}{suffix}")
-            except FileNotFoundError:
-                pass
+        for suffix in ("", "-wal", "-shm", "-journal"):
+            Path(f"{base}{suffix}").unlink(missing_ok=True)
+        _remove_scratch(base)
 
     @staticmethod
     def _close_instance(inst: _Instance[Any]) -> None:

@@ -28,16 +28,9 @@ from pathlib import Path
 from dos.migrations import apply_migrations
 from dos.runtime import open_database
 from town import fork_export
+from town.fork_import import drop_secondary_indexes
 from town.schema import TOWN_MIGRATIONS
 
-LOADED_TABLES = (
-    "beads",
-    "bead_events",
-    "bead_dependencies",
-    "review_metadata",
-    "escalation_metadata",
-    "convoy_metadata",
-)
 # Page cache of the copy, KiB; None keeps SQLite's default, as the fork import does (a 64 MiB
 # cache made its index build and commit slower).
 DEFAULT_CACHE_KIB: int | None = None
@@ -157,18 +150,7 @@ def sqlite_copy(source: Path, target: Path, *, cache_kib: int | None = DEFAULT_C
     conn = open_database(target)
     try:
         apply_migrations(conn, TOWN_MIGRATIONS)
-        marks = ", ".join("?" for _ in LOADED_TABLES)
-        indexes = [
-            (str(name), str(sql))
-            for name, sql in conn.execute(
-                "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL"
-                f" AND tbl_name IN ({marks}) ORDER BY rowid",
-                LOADED_TABLES,
-            )
-        ]
-        with conn:
-            for name, _ in indexes:
-                conn.execute(f'DROP INDEX "{name}"')
+        indexes = drop_secondary_indexes(conn)  # as the fork import does
         if cache_kib:
             conn.execute(f"PRAGMA cache_size = -{int(cache_kib)}")
         conn.execute("ATTACH DATABASE ? AS src", (str(source),))

@@ -259,16 +259,19 @@ def serve_and_run(args: argparse.Namespace) -> int:
         print(f"server peak RSS (VmHWM): {mib(after)} after the forks ({mib(before)} after startup)")
         return 0
     finally:
-        if server is not None:
-            status = server.stop()
-            if not clean_exit(status):
-                print(
-                    f"bench_fork: server exited with status {status}:\n{server.log_tail()}", file=sys.stderr
-                )
-        if args.keep_data:
-            print(f"data kept in {workdir}", file=sys.stderr)
-        else:
-            shutil.rmtree(workdir, ignore_errors=True)
+        _stop_and_clean(server, workdir, args)
+
+
+def _stop_and_clean(server: ServerProcess | None, workdir: Path, args: argparse.Namespace) -> None:
+    """Stop our server (saying so if it did not exit cleanly) and remove the data dir unless kept."""
+    if server is not None:
+        status = server.stop()
+        if not clean_exit(status):
+            print(f"bench_fork: server exited with status {status}:\n{server.log_tail()}", file=sys.stderr)
+    if args.keep_data:
+        print(f"data kept in {workdir}", file=sys.stderr)
+    else:
+        shutil.rmtree(workdir, ignore_errors=True)
 
 
 def run_remote(args: argparse.Namespace) -> int:
@@ -617,16 +620,7 @@ def compare_sqlite_run(args: argparse.Namespace) -> int:
     finally:
         if sampler is not None and sampler.thread.is_alive():
             sampler.stop()
-        if server is not None:
-            status = server.stop()
-            if not clean_exit(status):
-                print(
-                    f"bench_fork: server exited with status {status}:\n{server.log_tail()}", file=sys.stderr
-                )
-        if args.keep_data:
-            print(f"data kept in {workdir}", file=sys.stderr)
-        else:
-            shutil.rmtree(workdir, ignore_errors=True)
+        _stop_and_clean(server, workdir, args)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

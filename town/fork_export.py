@@ -116,7 +116,7 @@ class _Rows(NamedTuple):
         return ("",) * len(self.key) + (-1,) if self.key else ()
 
 
-# In RowTotals' field order.
+# In load order (town.fork_payload.LOADED_TABLES).
 _ROWS = (
     _Rows("beads", _BEADS_SQL, ("bead_id",)),
     _Rows("bead_events", _EVENTS_SQL, ()),
@@ -226,11 +226,12 @@ def export_parts(conn: apsw.Connection, options: ExportOptions) -> Iterator[Expo
         # Rows to sort are gathered now, into a temporary table (on disk past the page cache,
         # so memory stays bounded), which also counts them.
         gathered = {rows.table: _gather(conn, rows) for rows in _ROWS if not rows.key}
-    row_counts = [
-        gathered[rows.table] if rows.table in gathered else _one_row(conn, _COUNT_SQL[rows.table], rows.whole)[0]
-        for rows in _ROWS
-    ]
-    totals = RowTotals(**dict(zip(RowTotals.__struct_fields__, row_counts, strict=True)))
+    totals = RowTotals(
+        **{
+            rows.table: gathered[rows.table] if rows.table in gathered else _one_row(conn, _COUNT_SQL[rows.table], rows.whole)[0]
+            for rows in _ROWS
+        }
+    )
     yield ForkExportHeader(
         source_town_id=options.source_town_id,
         exported_at=now_iso(),
@@ -266,11 +267,20 @@ def _one_row(conn: apsw.Connection, sql: str, args: tuple[Any, ...] = ()) -> tup
 PART_SCHEMA = "fork_part"
 
 
+def _has_part_schema(conn: apsw.Connection) -> bool:
+    return PART_SCHEMA in {str(row[1]) for row in conn.execute("PRAGMA database_list")}
+
+
 def attach_part_schema(conn: apsw.Connection) -> None:
     """Give `conn` the scratch database row parts are built in (outside any transaction)."""
-    attached = {str(row[1]) for row in conn.execute("PRAGMA database_list")}
-    if PART_SCHEMA not in attached:
+    if not _has_part_schema(conn):
         conn.execute(f"ATTACH DATABASE ':memory:' AS {PART_SCHEMA}")
+
+
+def detach_part_schema(conn: apsw.Connection) -> None:
+    """Drop the scratch database again, if attached (outside any transaction)."""
+    if _has_part_schema(conn):
+        conn.execute(f"DETACH DATABASE {PART_SCHEMA}")
 
 
 def _gathered(table: str) -> str:

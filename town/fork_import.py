@@ -24,7 +24,7 @@ from dos.kv import kv_put
 from town.clock import new_id, now_iso
 from town.config import CONFIG_KEY, TownConfig, get_config
 from town.errors import BadRequest
-from town.fork_export import PART_SCHEMA, attach_part_schema
+from town.fork_export import PART_SCHEMA, attach_part_schema, detach_part_schema
 from town.fork_payload import (
     FORK_PAYLOAD_VERSION,
     LOADED_TABLES,
@@ -240,7 +240,7 @@ class _Load:
         conn.execute("CREATE TEMP TABLE IF NOT EXISTS fork_rigmap (old TEXT PRIMARY KEY, new TEXT NOT NULL) WITHOUT ROWID")
         conn.execute(f"DELETE FROM {_RIGMAP}")
         conn.executemany(f"INSERT INTO {_RIGMAP} (old, new) VALUES (?, ?)", list(self.mapping.items()))
-        self.indexes = _drop_secondary_indexes(conn)
+        self.indexes = drop_secondary_indexes(conn)
         self.prepared = True
         _insert_rigs(conn, header, self.mapping)
         self.copied.rigs = len(header.rigs)
@@ -262,13 +262,12 @@ class _Load:
         conn = self.conn
         if conn is None or not self.prepared or conn.in_transaction:
             return
-        if PART_SCHEMA in {str(row[1]) for row in conn.execute("PRAGMA database_list")}:
-            conn.execute(f"DETACH DATABASE {PART_SCHEMA}")  # first: a bad image there breaks other SQL
+        detach_part_schema(conn)  # first: a bad image there breaks other SQL
         conn.execute(f"DROP TABLE IF EXISTS {_RIGMAP}")
         conn.create_scalar_function(_META_FN, None)
 
 
-def _drop_secondary_indexes(conn: apsw.Connection) -> list[tuple[str, str]]:
+def drop_secondary_indexes(conn: apsw.Connection) -> list[tuple[str, str]]:
     """Drop the loaded tables' own indexes (not the implicit key indexes, which cannot be
     dropped); returns their exact definitions, re-run as stored so the schema ends identical."""
     marks = ", ".join("?" for _ in LOADED_TABLES)

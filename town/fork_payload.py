@@ -82,7 +82,6 @@ class ForkExportHeader(msgspec.Struct, kw_only=True, tag="header"):
 # late indexes). Only rig ids are mapped on the way in (the `rig_id` column and top-level
 # `rig_id`/`rigId` metadata keys of beads and events).
 
-LOADED_TABLES = ("beads", "bead_events", "bead_dependencies", "review_metadata", "escalation_metadata", "convoy_metadata")
 LoadedTable = Literal[
     "beads", "bead_events", "bead_dependencies", "review_metadata", "escalation_metadata", "convoy_metadata"
 ]
@@ -109,6 +108,7 @@ PART_COLUMNS: dict[str, tuple[str, ...]] = {
         "bead_id", "total_beads", "closed_beads", "landed_at", "feature_branch", "merge_mode", "staged",
     ),
 }
+LOADED_TABLES = tuple(PART_COLUMNS)  # the tables a fork loads, in load order
 
 
 class RowImage(msgspec.Struct, kw_only=True, tag="rows"):

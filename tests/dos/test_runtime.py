@@ -224,9 +224,9 @@ def test_create_builds_the_file_whole_and_the_object_then_reads_it(tmp_path: Pat
         ns = runtime.namespace(Sleeper)
         result = await ns.create("made", build)
         state = await ns.get("made").call(Sleeper.state)
-        mode = ns.path_for("made")
+        path = ns.path_for("made")
         await runtime.close()
-        return result, state, str(mode)
+        return result, state, str(path)
 
     result, state, path = run(scenario())
     assert result == 7 and state == ([0, 1, 2], 2)
