@@ -17,6 +17,9 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import logging
+import os
+import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -28,11 +31,12 @@ from dos import lifecycle
 from dos.container_do import TownContainerDO
 from dos.fork_progress import ForkProgress, Tracker
 from dos.fork_status import ForkStatus, done_from_result, failure_of, stored_status, stored_view
+from dos.fork_transfer import transfer_for
 from dos.git_tokens import GitTokenProvider
 from dos.lineage_do import record_fork
 from dos.owner_do import GastownOrgDO, GastownUserDO, OwnerDO
 from dos.runtime import ObjectRuntime
-from dos.town_do import TownDO, copy_fork
+from dos.town_do import TownDO
 from town import owners
 from town.clock import new_id, now_iso
 from town.errors import Conflict
@@ -40,6 +44,8 @@ from town.fork_export import ExportOptions
 from town.fork_import import CopiedCounts, ImportReport, Progress
 from town.fork_payload import SkippedCounts
 from town.lineage import ForkEntry
+
+log = logging.getLogger("gastown.fork")
 
 Fault = Callable[[str], None]  # test-only crash points; a no-op in production
 
@@ -87,6 +93,16 @@ def fingerprint(kind: str, fields: dict[str, Any]) -> str:
 
 
 # Forks running in this process, by (caller, key): a concurrent retry waits for the first.
+# Across processes (Ray Serve replicas) the guard is the claim in the caller's GastownUserDO,
+# held by a lease the running attempt renews (`GASTOWN_FORK_LEASE_SECONDS`).
+LEASE_ENV = "GASTOWN_FORK_LEASE_SECONDS"
+WAIT_POLL_SECONDS = 0.1
+
+
+def lease_seconds() -> float:
+    return float(os.environ.get(LEASE_ENV, "30"))
+
+
 _in_flight: dict[tuple[str, str], asyncio.Future[msgspec.Raw]] = {}
 
 
@@ -99,6 +115,9 @@ class ForkService:
         self.mint = mint
         self.fault = fault
         self.progress = ForkProgress()
+        self.transfer = transfer_for(runtime, fault)  # how the rows get into the new town
+        # Other processes share these objects (Ray): a pending fork record may be theirs.
+        self._shared = bool(getattr(runtime, "shared_by_replicas", False))
 
     async def fork(self, plan: ForkPlan) -> msgspec.Raw | ForkResult:
         if plan.dry_run:
@@ -175,38 +194,62 @@ class ForkService:
         key = plan.idempotency_key
         assert key is not None
         me = self._caller().get(plan.caller_id)
+        lease = lease_seconds()
         record = _live_record(await me.call(GastownUserDO.fork_record, key))
-        if record is not None:
-            if record.get("input") != plan.input_fingerprint:
-                raise Conflict(f"idempotencyKey {key!r} was used with a different input")
-            if record.get("state") == "done":
-                tracker.finish(stored_view(record.get("status")) or done_from_result(key, record["result"], record.get("created_at")))
-                return msgspec.Raw(record["result"].encode())
-            # Pending and not running here: an earlier attempt crashed. If it got as far as
-            # publishing, its result is in the target owner object; else start over.
-            published = await self._owner_stub(plan.target).call(OwnerDO.published_fork, plan.caller_id, key)
-            if published is not None:
-                done = done_from_result(key, published, now_iso())
-                await me.call(
-                    GastownUserDO.put_fork_record,
-                    key,
-                    {**record, "state": "done", "result": published, "status": msgspec.to_builtins(done)},
-                )
-                tracker.finish(done)
-                return msgspec.Raw(published.encode())
-            await self._discard(record.get("town_id"))
+        if record is not None and record.get("input") != plan.input_fingerprint:
+            raise Conflict(f"idempotencyKey {key!r} was used with a different input")
+        if record is not None and record.get("state") == "done":
+            tracker.finish(stored_view(record.get("status")) or done_from_result(key, record["result"], record.get("created_at")))
+            return msgspec.Raw(record["result"].encode())
         town_id = new_id()
-        tracker.start(town_id)
         attempt = {
             "input": plan.input_fingerprint,
             "town_id": town_id,
             "target": [plan.target.kind, plan.target.id],
             "created_at": now_iso(),
         }
-        await me.call(GastownUserDO.put_fork_record, key, {**attempt, "state": "pending"})
+        tracker.start(town_id)  # before the record says pending: a poll then reads this
+        while True:
+            # One atomic claim in the caller's object: of two replicas racing this key, one
+            # runs the fork, the other waits for its record (in-process waiters never get here).
+            outcome, found = await me.call(
+                GastownUserDO.claim_fork_record,
+                key,
+                attempt,
+                now=time.time(),
+                lease_until=time.time() + lease,
+                take_over_pending=not self._shared,
+            )
+            if outcome == "conflict":
+                raise Conflict(f"idempotencyKey {key!r} was used with a different input")
+            if outcome == "done":
+                assert found is not None
+                tracker.finish(stored_view(found.get("status")) or done_from_result(key, found["result"], found.get("created_at")))
+                return msgspec.Raw(found["result"].encode())
+            if outcome == "claimed":
+                break
+            waited = await self._wait_for_other(me, key, found, lease, tracker)  # "running" elsewhere
+            if waited is not None:
+                return waited
+        if found is not None and found.get("state") == "pending":
+            # An earlier attempt crashed. If it got as far as publishing, its result is in the
+            # target owner object; else its half-made town is discarded and we start over.
+            published = await self._owner_stub(plan.target).call(OwnerDO.published_fork, plan.caller_id, key)
+            if published is not None:
+                done = done_from_result(key, published, now_iso())
+                await me.call(
+                    GastownUserDO.put_fork_record,
+                    key,
+                    {**found, "state": "done", "result": published, "status": msgspec.to_builtins(done)},
+                )
+                tracker.finish(done)
+                return msgspec.Raw(published.encode())
+            await self._discard(found.get("town_id"))
+        heartbeat = asyncio.ensure_future(self._renew_lease(me, key, town_id, lease))
         try:
             result = await self._fork_once(plan, town_id, tracker)
         except BaseException as exc:
+            heartbeat.cancel()
             # Nothing of the attempt is kept but its status; a retry with the key starts over.
             failed = tracker.failed(failure_of(exc))
             await me.call(
@@ -216,6 +259,7 @@ class ForkService:
             )
             tracker.finish(failed)
             raise
+        heartbeat.cancel()
         self.fault("published")
         done = tracker.done()
         await me.call(
@@ -225,6 +269,31 @@ class ForkService:
         )
         tracker.finish(done)
         return msgspec.Raw(result)
+
+    async def _renew_lease(self, me: Any, key: str, town_id: str, lease: float) -> None:
+        """Keep the attempt's lease alive while it runs (a replica that dies stops renewing)."""
+        while True:
+            await asyncio.sleep(lease / 3)
+            if not await me.call(GastownUserDO.renew_fork_lease, key, town_id, time.time() + lease):
+                log.warning("fork lease of key %r was lost (the attempt ran past its lease)", key)
+                return
+
+    async def _wait_for_other(
+        self, me: Any, key: str, running: dict[str, Any] | None, lease: float, tracker: Tracker
+    ) -> msgspec.Raw | None:
+        """Wait while another replica runs the fork with this key: its result once done, or
+        None to claim again (it failed, or its lease ran out: it crashed)."""
+        while True:
+            await asyncio.sleep(WAIT_POLL_SECONDS)
+            record = _live_record(await me.call(GastownUserDO.fork_record, key))
+            if record is None:
+                return None
+            if record.get("state") == "done":
+                tracker.finish(stored_view(record.get("status")) or done_from_result(key, record["result"], record.get("created_at")))
+                return msgspec.Raw(record["result"].encode())
+            stamp = record.get("lease_until")
+            if not isinstance(stamp, (int, float)) or stamp <= time.time():
+                return None
 
     async def _discard(self, town_id: Any) -> None:
         """Remove what an interrupted attempt left (never a published town: it has no row)."""
@@ -243,14 +312,8 @@ class ForkService:
             include_git_author=plan.include_git_author,
         )
 
-    async def _source_path(self, plan: ForkPlan) -> Any:
-        towns = self.runtime.namespace(TownDO)
-        await towns.get(plan.source_town_id).call(TownDO.ownership)  # opened and migrated; reads only
-        return towns.path_for(plan.source_town_id)
-
     async def _dry_run(self, plan: ForkPlan) -> ForkResult:
-        source = await self._source_path(plan)
-        report: ImportReport = await self.runtime.run_in_bulk_pool(copy_fork, None, source, self._options(plan), {})
+        report: ImportReport = await self.transfer.counts(plan.source_town_id, self._options(plan))
         # The provider is not asked (that would mint tokens): rigs it cannot serve at all are
         # certain to lack credentials; they are named by their source ids (no new ids exist).
         missing = [r.id for r in report.source_rigs if not self.git_tokens.can_serve(r.git_url)]
@@ -262,7 +325,6 @@ class ForkService:
         published = False
         fresh_container: asyncio.Future[None] | None = None
         try:
-            source = await self._source_path(plan)
             owner_user = plan.target.created_by_user_id
             token = self.mint(owner_user)
             ownership = lifecycle.ownership_fields(plan.target, token)
@@ -271,16 +333,9 @@ class ForkService:
             fresh_container = asyncio.ensure_future(container.call(TownContainerDO.put, "container:registry", []))
             mapping: dict[str, str] = {}
             progress = self._import_progress(tracker)
-            options = self._options(plan)
-
-            def build(town: TownDO) -> ImportReport:
-                # The new town's database is made whole (runtime `create`): its identity and
-                # ownership, then the source's rows; it exists only once all of it is written.
-                town.initialize(ownership=ownership)
-                self.fault("initialized")
-                return town.import_fork_from(source, options, mapping, progress)
-
-            report = await towns.create(town_id, build)
+            report = await self.transfer.import_town(
+                town_id, plan.source_town_id, ownership, self._options(plan), mapping, progress
+            )
             self.fault("imported")
             if tracker is not None:
                 tracker.report("rigs")

@@ -225,6 +225,35 @@ class GastownUserDO(OwnerDO):
     def put_fork_record(self, key: str, record: dict[str, Any]) -> None:
         kv_put(self.conn, _idem_key(key), record)
 
+    def claim_fork_record(
+        self, key: str, attempt: dict[str, Any], *, now: float, lease_until: float, take_over_pending: bool
+    ) -> tuple[str, dict[str, Any] | None]:
+        """Take the key for a new attempt, atomically (one call, one transaction), so that two
+        replicas racing one key cannot both run the fork. Answers (outcome, record found):
+        "conflict" (the key was used with another input), "done", "running" (a pending attempt
+        whose lease is still being renewed), or "claimed": the attempt is recorded as pending,
+        and the record found, if pending, is an attempt that crashed (its lease ran out, or,
+        with `take_over_pending`, any pending one: the local backend has one process)."""
+        found = self.fork_record(key)
+        if found is not None and found.get("state") != "failed":
+            if found.get("input") != attempt.get("input"):
+                return "conflict", found
+            if found.get("state") == "done":
+                return "done", found
+            lease = found.get("lease_until")
+            if not take_over_pending and isinstance(lease, (int, float)) and lease > now:
+                return "running", found
+        kv_put(self.conn, _idem_key(key), {**attempt, "state": "pending", "lease_until": lease_until})
+        return "claimed", found
+
+    def renew_fork_lease(self, key: str, town_id: str, lease_until: float) -> bool:
+        """Extend a running attempt's lease; False if the key is no longer that attempt's."""
+        found = self.fork_record(key)
+        if found is None or found.get("state") != "pending" or found.get("town_id") != town_id:
+            return False
+        kv_put(self.conn, _idem_key(key), {**found, "lease_until": lease_until})
+        return True
+
 
 class GastownOrgDO(OwnerDO):
     MIGRATIONS = ORG_MIGRATIONS

@@ -18,7 +18,7 @@ from starlette.routing import Route, WebSocketRoute
 
 from dos.fork import ForkService
 from dos.git_tokens import GitTokenProvider
-from dos.runtime import ObjectRuntime
+from dos.backend import open_runtime
 from rpc.auth import TokenCache, mint_token
 from rpc.cors import CorsMiddleware
 from rpc.envelopes import JSON_HEADERS, error_json
@@ -77,7 +77,7 @@ def create_app(settings: Settings, router: Router | None = None) -> Starlette:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        runtime = ObjectRuntime(settings.data_dir)
+        runtime = open_runtime(settings.data_dir)  # GASTOWN_RUNTIME: local (default) or ray
         forks = ForkService(
             runtime,
             GitTokenProvider(settings.git_token_service_url),

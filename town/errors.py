@@ -31,3 +31,10 @@ class Conflict(DomainError):
 
 class PreconditionFailed(DomainError):
     code = "PRECONDITION_FAILED"
+
+
+class Unavailable(DomainError):
+    """The object is on a storage node that is down (Ray backend): retry later. tRPC v11's
+    SERVICE_UNAVAILABLE (JSON-RPC -32603, HTTP 503), as a graceful stop answers."""
+
+    code = "SERVICE_UNAVAILABLE"

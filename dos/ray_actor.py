@@ -1,0 +1,222 @@
+"""The Ray actors of the Ray backend: one `ObjectActor` per object, one `PlacementDirectory`.
+
+An `ObjectActor` is one Durable Object: named `<Class>/<id>`, detached, pinned to the storage
+node that holds its file, `max_concurrency=1` in its default group. It hosts a local
+`ObjectRuntime` over the node's data dir for that ONE object, so migrations, `_kv`, one
+transaction per call, first-write-creates-the-file, `create` and `destroy` are the local
+backend's own code. Calls run one at a time on the actor's thread, driving the runtime's
+coroutine on a private event loop.
+
+Exports run in a separate concurrency group ("export"): they read a WAL snapshot through their
+own connection (`open_snapshot_reader`), never the object's, so a fork can stream the source
+while the source keeps taking its serialized calls, exactly as the local backend does.
+
+An actor that served nothing for `idle_seconds` (and exports nothing) retires: a `retire` call
+queued behind any pending call closes the database and exits the actor; Ray then frees its
+name, and the next call starts a new one on the same node (the directory says which).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import ray
+
+from dos.placement import PlacementStore, storage_nodes
+from dos.runtime import DurableObject, ObjectRuntime, _remove_scratch
+from town import fork_export, fork_import
+from town.fork_payload import ExportPart
+
+log = logging.getLogger("gastown.ray")
+
+DIRECTORY_NAME = "gastown/placement"
+EXPORT_GROUP = "export"
+
+
+def class_path(cls: type[Any]) -> str:
+    return f"{cls.__module__}:{cls.__qualname__}"
+
+
+def load_class(path: str) -> type[DurableObject]:
+    module, _, name = path.partition(":")
+    cls = getattr(importlib.import_module(module), name)
+    assert isinstance(cls, type) and issubclass(cls, DurableObject)
+    return cls
+
+
+@ray.remote(concurrency_groups={EXPORT_GROUP: 2})
+class ObjectActor:
+    def __init__(
+        self, cls_path: str, object_id: str, node_dir: str, node: str, idle_seconds: float, ray_namespace: str
+    ) -> None:
+        self.cls = load_class(cls_path)
+        self.id = object_id
+        self.node = node
+        self.ray_namespace = ray_namespace
+        self.loop = asyncio.new_event_loop()
+        # Small pools: this runtime serves one object, whose calls are serialized anyway.
+        self.runtime = ObjectRuntime(Path(node_dir), max_workers=1, bulk_workers=1, max_open=1)
+        self.ns = self.runtime.namespace(self.cls)
+        # Only this actor ever writes this object's file (Ray keeps one actor per name), so a
+        # scratch file beside it is what a crash mid-create or mid-first-write left: remove it.
+        _remove_scratch(self.ns.path_for(object_id))
+        self._reported: bool | None = None
+        self._report()
+        self._idle_seconds = idle_seconds
+        self._last_used = time.monotonic()
+        self._exports = 0
+        self._retiring = False
+        if idle_seconds > 0:
+            threading.Thread(target=self._watch_idle, name="idle", daemon=True).start()
+
+    # -- calls (default group: one at a time) --------------------------------------------------
+    def call(self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any], bulk: bool) -> Any:
+        self._last_used = time.monotonic()
+        try:
+            run = self.ns.call_bulk if bulk else self.ns.call
+            return self.loop.run_until_complete(run(self.id, fn, *args, **kwargs))
+        finally:
+            self._report()
+            self._last_used = time.monotonic()
+
+    def create(self, build: Callable[[Any], Any]) -> Any:
+        """`Namespace.create` here, on this node: `build` (picklable) fills the new file."""
+        self._last_used = time.monotonic()
+        try:
+            return self.loop.run_until_complete(self.ns.create(self.id, build))
+        finally:
+            self._report()
+            self._last_used = time.monotonic()
+
+    def destroy(self) -> None:
+        try:
+            self.loop.run_until_complete(self.ns.destroy(self.id))
+        finally:
+            self._report()
+
+    def exists(self) -> bool:
+        return self.ns.exists(self.id)
+
+    def evict(self) -> bool:
+        return self.loop.run_until_complete(self.ns.evict(self.id))
+
+    def where(self) -> tuple[str, str]:
+        """(storage node, file path): for tests and operators."""
+        return self.node, str(self.ns.path_for(self.id))
+
+    def pid(self) -> int:
+        import os
+
+        return os.getpid()
+
+    def retire(self) -> bool:
+        """Exit if still idle (queued behind every call sent before it; calls sent after it
+        fail without having run, and the caller retries them on a new actor)."""
+        if time.monotonic() - self._last_used < self._idle_seconds or self._exports:
+            self._retiring = False
+            return False
+        self.loop.run_until_complete(self.runtime.close())
+        ray.actor.exit_actor()
+        return True  # not reached
+
+    # -- exports (their own group: they never touch the object's connection) -------------------
+    @ray.method(concurrency_group=EXPORT_GROUP)
+    def export_parts(self, options: fork_export.ExportOptions) -> Iterator[ExportPart]:
+        """The fork export of this town, part by part (a Ray streaming generator): one read
+        transaction, so the parts are one consistent snapshot."""
+        self._exports += 1
+        try:
+            reader = fork_export_reader(self.ns.path_for(self.id))
+            try:
+                with reader:
+                    yield from fork_export.export_parts(reader, options)
+            finally:
+                reader.close()
+        finally:
+            self._exports -= 1
+            self._last_used = time.monotonic()
+
+    @ray.method(concurrency_group=EXPORT_GROUP)
+    def fork_counts(self, options: fork_export.ExportOptions) -> fork_import.ImportReport:
+        """What a fork would copy (dryRun), read here beside the file."""
+        from dos.town_do import copy_fork
+
+        self._exports += 1
+        try:
+            return copy_fork(None, self.ns.path_for(self.id), options, {})
+        finally:
+            self._exports -= 1
+            self._last_used = time.monotonic()
+
+    # -- housekeeping -------------------------------------------------------------------------
+    def _report(self) -> None:
+        """Tell the directory when this object's file came into being or went away."""
+        written = self.ns.exists(self.id)
+        if written == self._reported:
+            return
+        try:
+            directory = ray.get_actor(DIRECTORY_NAME, namespace=self.ray_namespace)
+            ray.get(directory.set_written.remote(self.cls.__name__, self.id, self.node, written))
+            self._reported = written
+        except Exception:  # retried after the next call, and when the actor restarts
+            log.warning("could not record %s/%s in the placement directory", self.cls.__name__, self.id, exc_info=True)
+
+    def _watch_idle(self) -> None:
+        me = ray.get_runtime_context().current_actor
+        while True:
+            time.sleep(max(self._idle_seconds / 4, 0.2))
+            idle = time.monotonic() - self._last_used >= self._idle_seconds and not self._exports
+            if idle and not self._retiring:
+                self._retiring = True
+                me.retire.remote()
+
+
+def fork_export_reader(path: Path) -> Any:
+    from dos.runtime import open_snapshot_reader
+
+    reader = open_snapshot_reader(path)
+    fork_export.attach_part_schema(reader)  # before the read transaction (ATTACH can't run in one)
+    return reader
+
+
+@ray.remote
+class PlacementDirectory:
+    """The placement table's one owner (dos/placement.py), pinned to the directory node."""
+
+    def __init__(self, path: str) -> None:
+        self.store = PlacementStore(Path(path))
+
+    def place(self, cls: str, object_id: str) -> tuple[str, str | None]:
+        """(node name, its Ray node id if alive) for the object; recorded on first use."""
+        alive = storage_nodes(ray.nodes())
+        known = self.store.node_of(cls, object_id)
+        if known is None:
+            if not alive:
+                return "", None
+            known = self.store.place(cls, object_id, sorted(alive))
+        return known, alive.get(known)
+
+    def node_of(self, cls: str, object_id: str) -> str | None:
+        return self.store.node_of(cls, object_id)
+
+    def set_written(self, cls: str, object_id: str, node: str, written: bool) -> None:
+        self.store.set_written(cls, object_id, node, written)
+
+    def written(self, cls: str, object_id: str) -> bool:
+        return self.store.written(cls, object_id)
+
+    def written_ids(self, cls: str) -> list[str]:
+        return self.store.written_ids(cls)
+
+    def forget_unwritten(self, cls: str, object_id: str) -> None:
+        self.store.forget_unwritten(cls, object_id)
+
+    def count_by_node(self) -> dict[str, int]:
+        return self.store.count_by_node()
