@@ -1,13 +1,15 @@
 """Fork orchestration (fork.md): export the source, build the new town, publish it last.
 
 Order and why:
-1. the new TownDO's database is created whole (`Namespace.create`): its id, ownership and a
-   fresh kilocode_token, then the source's snapshot streamed in (one read txn there);
-3. rigs are configured and git credentials fetched (network, outside any transaction);
-4. a fresh TownContainerDO and the lineage are written;
-5. one owner-object transaction publishes the town row, its rigs, its lineage and the
-   idempotency marker together. Before step 5 the town is invisible; any failure destroys it
-   and a crash leaves an orphan that startup sweeps. After step 5 the fork is done.
+1. the source's rigs are read, given their new ids, and the new owner's git credentials fetched
+   for them (network, outside any transaction);
+2. the new TownDO's database is created whole (`Namespace.create`): its id, ownership and a
+   fresh kilocode_token, the source's snapshot streamed in (one read txn there), its rigs
+   configured with those credentials and its lineage; it appears complete or not at all;
+3. a fresh TownContainerDO (written meanwhile) and the lineage index entry;
+4. one owner-object transaction publishes the town row, its rigs, its lineage and the
+   idempotency marker together. Before step 4 the town is invisible; any failure destroys it
+   and a crash leaves an orphan that startup sweeps. After step 4 the fork is done.
 
 A fork with an idempotencyKey reports its progress (dos/fork_progress.py) to its caller, and
 its final status (done or failed) is kept in the caller's idempotency record.
@@ -28,7 +30,7 @@ from dos import lifecycle
 from dos.container_do import TownContainerDO
 from dos.fork_progress import ForkProgress, Tracker
 from dos.fork_status import ForkStatus, done_from_result, failure_of, stored_status, stored_view
-from dos.git_tokens import GitTokenProvider
+from dos.git_tokens import GitCredentials, GitTokenProvider
 from dos.lineage_do import record_fork
 from dos.owner_do import GastownOrgDO, GastownUserDO, OwnerDO
 from dos.runtime import ObjectRuntime
@@ -40,6 +42,7 @@ from town.fork_export import ExportOptions
 from town.fork_import import CopiedCounts, ImportReport, Progress
 from town.fork_payload import SkippedCounts
 from town.lineage import ForkEntry
+from town.rigs import TownRig
 
 Fault = Callable[[str], None]  # test-only crash points; a no-op in production
 
@@ -248,6 +251,15 @@ class ForkService:
         await towns.get(plan.source_town_id).call(TownDO.ownership)  # opened and migrated; reads only
         return towns.path_for(plan.source_town_id)
 
+    async def _credentials(self, plan: ForkPlan, rigs: list[Any]) -> list[GitCredentials | None]:
+        """The new owner's git token for each rig (network; never inside a transaction)."""
+        owner_user = plan.target.created_by_user_id
+        return list(
+            await asyncio.gather(
+                *(self.git_tokens.token_for(r.git_url, user_id=owner_user, org_id=_org_of(plan.target)) for r in rigs)
+            )
+        )
+
     async def _dry_run(self, plan: ForkPlan) -> ForkResult:
         source = await self._source_path(plan)
         report: ImportReport = await self.runtime.run_in_bulk_pool(copy_fork, None, source, self._options(plan), {})
@@ -258,42 +270,50 @@ class ForkService:
 
     async def _fork_once(self, plan: ForkPlan, town_id: str, tracker: Tracker | None = None) -> bytes:
         towns = self.runtime.namespace(TownDO)
-        new_town = towns.get(town_id)
         published = False
         fresh_container: asyncio.Future[None] | None = None
         try:
-            source = await self._source_path(plan)
+            # The source's rigs get their new ids and the new owner's git credentials first,
+            # so the new town's file is written whole in one build, rigs configured.
+            source_towns = towns.get(plan.source_town_id)
+            source_rigs = await source_towns.call(TownDO.list_rigs)  # opens and migrates it; reads only
+            source = towns.path_for(plan.source_town_id)
+            mapping = {r.id: new_id() for r in source_rigs}
+            creds = dict(zip((mapping[r.id] for r in source_rigs), await self._credentials(plan, source_rigs)))
             owner_user = plan.target.created_by_user_id
             token = self.mint(owner_user)
             ownership = lifecycle.ownership_fields(plan.target, token)
             # The fresh container object is another object: created while the import runs.
             container = self.runtime.namespace(TownContainerDO).get(town_id)
             fresh_container = asyncio.ensure_future(container.call(TownContainerDO.put, "container:registry", []))
-            mapping: dict[str, str] = {}
             progress = self._import_progress(tracker)
             options = self._options(plan)
 
-            def build(town: TownDO) -> ImportReport:
+            def build(town: TownDO) -> tuple[ImportReport, list[TownRig], dict[str, Any]]:
                 # The new town's database is made whole (runtime `create`): its identity and
-                # ownership, then the source's rows; it exists only once all of it is written.
+                # ownership, the source's rows, its rigs configured and its lineage; it exists
+                # only once all of it is written.
                 town.initialize(ownership=ownership)
                 self.fault("initialized")
-                return town.import_fork_from(source, options, mapping, progress)
+                report = town.import_fork_from(source, options, mapping, progress)
+                if tracker is not None:
+                    tracker.from_thread("rigs", 0, 0)  # (no rows of its own: the rows so far are kept)
+                town_rigs = town.list_rigs()
+                # (A rig added to the source after its rigs were read has no credentials yet.)
+                town.configure_fork_rigs(owner_user, token, [(r, creds.get(r.id)) for r in town_rigs if r.id in creds])
+                lineage = {"town_id": plan.source_town_id, "forked_at": now_iso(), "by_user_id": plan.caller_id}
+                town.set_forked_from(lineage)
+                self.fault("configured")
+                return report, town_rigs, lineage
 
-            report = await towns.create(town_id, build)
+            report, town_rigs, lineage = await towns.create(town_id, build)
+            forked_at = lineage["forked_at"]
             self.fault("imported")
-            if tracker is not None:
-                tracker.report("rigs")
-            town_rigs = await new_town.call(TownDO.list_rigs)
-            creds = await asyncio.gather(
-                *(self.git_tokens.token_for(r.git_url, user_id=owner_user, org_id=_org_of(plan.target)) for r in town_rigs)
-            )
-            await new_town.call(TownDO.configure_fork_rigs, owner_user, token, list(zip(town_rigs, creds)))
-            self.fault("configured")
+            late = [r for r in town_rigs if r.id not in creds]
+            if late:
+                creds.update(zip((r.id for r in late), await self._credentials(plan, late)))
+                await towns.get(town_id).call(TownDO.configure_fork_rigs, owner_user, token, [(r, creds[r.id]) for r in late])
             await fresh_container
-            forked_at = now_iso()
-            lineage = {"town_id": plan.source_town_id, "forked_at": forked_at, "by_user_id": plan.caller_id}
-            await new_town.call(TownDO.set_forked_from, lineage)
             # Indexed for listForks before publishing: an entry whose town never becomes
             # visible is not shown and is pruned at startup (dos/lineage_do.py).
             await record_fork(
@@ -310,9 +330,10 @@ class ForkService:
                     platform_integration_id=None if c is None or c.installationId is None else str(c.installationId),
                     created_at=forked_at, updated_at=forked_at,
                 )
-                for r, c in zip(town_rigs, creds)
+                for r in town_rigs
+                for c in (creds[r.id],)
             ]
-            missing = [r.id for r, c in zip(town_rigs, creds) if c is None]
+            missing = [r.id for r in town_rigs if creds[r.id] is None]
             result = _result(plan, town_row, rig_rows, report, _warnings(plan, report, missing), forked_at, mapping)
             encoded = msgspec.json.encode(result)
             marker = None if plan.idempotency_key is None else (plan.caller_id, plan.idempotency_key, encoded.decode())
