@@ -283,9 +283,9 @@ class ForkService:
             owner_user = plan.target.created_by_user_id
             token = self.mint(owner_user)
             ownership = lifecycle.ownership_fields(plan.target, token)
-            # The fresh container object is another object: created while the import runs.
-            container = self.runtime.namespace(TownContainerDO).get(town_id)
-            fresh_container = asyncio.ensure_future(container.call(TownContainerDO.put, "container:registry", []))
+            # The fresh container object is another object: created whole while the import runs.
+            containers = self.runtime.namespace(TownContainerDO)
+            fresh_container = asyncio.ensure_future(containers.create(town_id, _fresh_container))
             progress = self._import_progress(tracker)
             options = self._options(plan)
 
@@ -351,6 +351,10 @@ class ForkService:
                     # Let it finish (or fail) first, so the discard below leaves nothing behind.
                     await asyncio.gather(fresh_container, return_exceptions=True)
                 await self._discard(town_id)
+
+
+def _fresh_container(container: TownContainerDO) -> None:
+    container.put("container:registry", [])
 
 
 def _live_record(record: dict[str, Any] | None) -> dict[str, Any] | None:
