@@ -28,6 +28,7 @@ from msgspec import UNSET, UnsetType
 
 from dos import lifecycle
 from dos.container_do import TownContainerDO
+from dos.fork_build import BuildProgress, ForkBuild, SourceFile
 from dos.fork_progress import ForkProgress, Tracker
 from dos.fork_status import ForkStatus, done_from_result, failure_of, stored_status, stored_view
 from dos.git_tokens import GitCredentials, GitTokenProvider
@@ -39,10 +40,9 @@ from town import owners
 from town.clock import new_id, now_iso
 from town.errors import Conflict
 from town.fork_export import ExportOptions
-from town.fork_import import CopiedCounts, ImportReport, Progress
+from town.fork_import import CopiedCounts, ImportReport
 from town.fork_payload import SkippedCounts
 from town.lineage import ForkEntry
-from town.rigs import TownRig
 
 Fault = Callable[[str], None]  # test-only crash points; a no-op in production
 
@@ -148,7 +148,7 @@ class ForkService:
     async def _stored_status(self, caller_id: str, key: str, running: bool) -> ForkStatus | None:
         return await stored_status(self.runtime, caller_id, key, running=running)
 
-    def _import_progress(self, tracker: Tracker | None) -> Progress:
+    def _import_progress(self, tracker: Tracker | None) -> BuildProgress:
         faulted = False
 
         def progress(phase: str, done: int, total: int) -> None:
@@ -275,38 +275,29 @@ class ForkService:
         try:
             # The source's rigs get their new ids and the new owner's git credentials first,
             # so the new town's file is written whole in one build, rigs configured.
-            source_towns = towns.get(plan.source_town_id)
-            source_rigs = await source_towns.call(TownDO.list_rigs)  # opens and migrates it; reads only
-            source = towns.path_for(plan.source_town_id)
+            source_rigs = await towns.get(plan.source_town_id).call(TownDO.list_rigs)  # opens and migrates it; reads only
             mapping = {r.id: new_id() for r in source_rigs}
             creds = dict(zip((mapping[r.id] for r in source_rigs), await self._credentials(plan, source_rigs)))
             owner_user = plan.target.created_by_user_id
             token = self.mint(owner_user)
-            ownership = lifecycle.ownership_fields(plan.target, token)
             # The fresh container object is another object: created whole while the import runs.
             containers = self.runtime.namespace(TownContainerDO)
             fresh_container = asyncio.ensure_future(containers.create(town_id, _fresh_container))
-            progress = self._import_progress(tracker)
-            options = self._options(plan)
-
-            def build(town: TownDO) -> tuple[ImportReport, list[TownRig], dict[str, Any]]:
-                # The new town's database is made whole (runtime `create`): its identity and
-                # ownership, the source's rows, its rigs configured and its lineage; it exists
-                # only once all of it is written.
-                town.initialize(ownership=ownership)
-                self.fault("initialized")
-                report = town.import_fork_from(source, options, mapping, progress)
-                if tracker is not None:
-                    tracker.from_thread("rigs", 0, 0)  # (no rows of its own: the rows so far are kept)
-                town_rigs = town.list_rigs()
-                # (A rig added to the source after its rigs were read has no credentials yet.)
-                town.configure_fork_rigs(owner_user, token, [(r, creds.get(r.id)) for r in town_rigs if r.id in creds])
-                lineage = {"town_id": plan.source_town_id, "forked_at": now_iso(), "by_user_id": plan.caller_id}
-                town.set_forked_from(lineage)
-                self.fault("configured")
-                return report, town_rigs, lineage
-
-            report, town_rigs, lineage = await towns.create(town_id, build)
+            build = ForkBuild(
+                rows=SourceFile(towns.path_for(plan.source_town_id)),
+                options=self._options(plan),
+                ownership=lifecycle.ownership_fields(plan.target, token),
+                mapping=mapping,
+                owner_user_id=owner_user,
+                kilocode_token=token,
+                credentials=creds,
+                source_town_id=plan.source_town_id,
+                by_user_id=plan.caller_id,
+                progress=self._import_progress(tracker),
+                fault=self.fault,
+            )
+            built = await towns.create(town_id, build)
+            town_rigs, lineage = built.rigs, built.forked_from
             forked_at = lineage["forked_at"]
             self.fault("imported")
             late = [r for r in town_rigs if r.id not in creds]
@@ -334,6 +325,7 @@ class ForkService:
                 for c in (creds[r.id],)
             ]
             missing = [r.id for r in town_rigs if creds[r.id] is None]
+            report = built.report
             result = _result(plan, town_row, rig_rows, report, _warnings(plan, report, missing), forked_at, mapping)
             encoded = msgspec.json.encode(result)
             marker = None if plan.idempotency_key is None else (plan.caller_id, plan.idempotency_key, encoded.decode())
