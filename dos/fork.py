@@ -1,13 +1,15 @@
 """Fork orchestration (fork.md): export the source, build the new town, publish it last.
 
 Order and why:
-1. the new TownDO's database is created whole (`Namespace.create`): its id, ownership and a
-   fresh kilocode_token, then the source's snapshot streamed in (one read txn there);
-3. rigs are configured and git credentials fetched (network, outside any transaction);
-4. a fresh TownContainerDO and the lineage are written;
-5. one owner-object transaction publishes the town row, its rigs, its lineage and the
-   idempotency marker together. Before step 5 the town is invisible; any failure destroys it
-   and a crash leaves an orphan that startup sweeps. After step 5 the fork is done.
+1. the source's rigs are read, given their new ids, and the new owner's git credentials fetched
+   for them (network, outside any transaction);
+2. the new TownDO's database is created whole (`Namespace.create`): its id, ownership and a
+   fresh kilocode_token, the source's snapshot streamed in (one read txn there), its rigs
+   configured with those credentials and its lineage; it appears complete or not at all;
+3. a fresh TownContainerDO (written meanwhile) and the lineage index entry;
+4. one owner-object transaction publishes the town row, its rigs, its lineage and the
+   idempotency marker together. Before step 4 the town is invisible; any failure destroys it
+   and a crash leaves an orphan that startup sweeps. After step 4 the fork is done.
 
 A fork with an idempotencyKey reports its progress (dos/fork_progress.py) to its caller, and
 its final status (done or failed) is kept in the caller's idempotency record.
@@ -29,10 +31,11 @@ from msgspec import UNSET, UnsetType
 
 from dos import lifecycle
 from dos.container_do import TownContainerDO
+from dos.fork_build import BuildProgress, ForkBuild
 from dos.fork_progress import ForkProgress, Tracker
 from dos.fork_status import ForkStatus, done_from_result, failure_of, stored_status, stored_view
 from dos.fork_transfer import transfer_for
-from dos.git_tokens import GitTokenProvider
+from dos.git_tokens import GitCredentials, GitTokenProvider
 from dos.lineage_do import record_fork
 from dos.owner_do import GastownOrgDO, GastownUserDO, OwnerDO
 from dos.runtime import ObjectRuntime
@@ -41,7 +44,7 @@ from town import owners
 from town.clock import new_id, now_iso
 from town.errors import Conflict
 from town.fork_export import ExportOptions
-from town.fork_import import CopiedCounts, ImportReport, Progress
+from town.fork_import import CopiedCounts, ImportReport
 from town.fork_payload import SkippedCounts
 from town.lineage import ForkEntry
 
@@ -115,7 +118,7 @@ class ForkService:
         self.mint = mint
         self.fault = fault
         self.progress = ForkProgress()
-        self.transfer = transfer_for(runtime, fault)  # how the rows get into the new town
+        self.transfer = transfer_for(runtime)  # how the rows get into the new town
         # Other processes share these objects (Ray): a pending fork record may be theirs.
         self._shared = bool(getattr(runtime, "shared_by_replicas", False))
 
@@ -164,7 +167,7 @@ class ForkService:
     async def _stored_status(self, caller_id: str, key: str, running: bool) -> ForkStatus | None:
         return await stored_status(self.runtime, caller_id, key, running=running)
 
-    def _import_progress(self, tracker: Tracker | None) -> Progress:
+    def _import_progress(self, tracker: Tracker | None) -> BuildProgress:
         faulted = False
 
         def progress(phase: str, done: int, total: int) -> None:
@@ -312,6 +315,15 @@ class ForkService:
             include_git_author=plan.include_git_author,
         )
 
+    async def _credentials(self, plan: ForkPlan, rigs: list[Any]) -> list[GitCredentials | None]:
+        """The new owner's git token for each rig (network; never inside a transaction)."""
+        owner_user = plan.target.created_by_user_id
+        return list(
+            await asyncio.gather(
+                *(self.git_tokens.token_for(r.git_url, user_id=owner_user, org_id=_org_of(plan.target)) for r in rigs)
+            )
+        )
+
     async def _dry_run(self, plan: ForkPlan) -> ForkResult:
         report: ImportReport = await self.transfer.counts(plan.source_town_id, self._options(plan))
         # The provider is not asked (that would mint tokens): rigs it cannot serve at all are
@@ -321,34 +333,45 @@ class ForkService:
 
     async def _fork_once(self, plan: ForkPlan, town_id: str, tracker: Tracker | None = None) -> bytes:
         towns = self.runtime.namespace(TownDO)
-        new_town = towns.get(town_id)
         published = False
         fresh_container: asyncio.Future[None] | None = None
         try:
+            # The source's rigs get their new ids and the new owner's git credentials first,
+            # so the new town's file is written whole in one build, rigs configured.
+            source_rigs = await towns.get(plan.source_town_id).call(TownDO.list_rigs)  # opens and migrates it; reads only
+            mapping = {r.id: new_id() for r in source_rigs}
+            creds = dict(zip((mapping[r.id] for r in source_rigs), await self._credentials(plan, source_rigs)))
             owner_user = plan.target.created_by_user_id
             token = self.mint(owner_user)
-            ownership = lifecycle.ownership_fields(plan.target, token)
-            # The fresh container object is another object: created while the import runs.
-            container = self.runtime.namespace(TownContainerDO).get(town_id)
-            fresh_container = asyncio.ensure_future(container.call(TownContainerDO.put, "container:registry", []))
-            mapping: dict[str, str] = {}
-            progress = self._import_progress(tracker)
-            report = await self.transfer.import_town(
-                town_id, plan.source_town_id, ownership, self._options(plan), mapping, progress
+            # The fresh container object is another object: created whole while the import runs.
+            containers = self.runtime.namespace(TownContainerDO)
+            fresh_container = asyncio.ensure_future(containers.create(town_id, _fresh_container))
+            build = ForkBuild(
+                rows=await self.transfer.rows_of(plan.source_town_id),
+                options=self._options(plan),
+                ownership=lifecycle.ownership_fields(plan.target, token),
+                mapping=mapping,
+                owner_user_id=owner_user,
+                kilocode_token=token,
+                credentials=creds,
+                source_town_id=plan.source_town_id,
+                by_user_id=plan.caller_id,
+                progress=self._import_progress(tracker),
+                fault=self.fault,
             )
+            built = await towns.create(town_id, build)
+            # (A build run elsewhere kept its progress there: its rows are reported whole here.
+            # Reports of a phase already passed are ignored.)
+            build.progress("import", built.report.copied.rows, built.report.copied.rows)
+            build.progress("rigs", 0, 0)
+            town_rigs, lineage, mapping = built.rigs, built.forked_from, built.report.rig_id_mapping
+            forked_at = lineage["forked_at"]
             self.fault("imported")
-            if tracker is not None:
-                tracker.report("rigs")
-            town_rigs = await new_town.call(TownDO.list_rigs)
-            creds = await asyncio.gather(
-                *(self.git_tokens.token_for(r.git_url, user_id=owner_user, org_id=_org_of(plan.target)) for r in town_rigs)
-            )
-            await new_town.call(TownDO.configure_fork_rigs, owner_user, token, list(zip(town_rigs, creds)))
-            self.fault("configured")
+            late = [r for r in town_rigs if r.id not in creds]
+            if late:
+                creds.update(zip((r.id for r in late), await self._credentials(plan, late)))
+                await towns.get(town_id).call(TownDO.configure_fork_rigs, owner_user, token, [(r, creds[r.id]) for r in late])
             await fresh_container
-            forked_at = now_iso()
-            lineage = {"town_id": plan.source_town_id, "forked_at": forked_at, "by_user_id": plan.caller_id}
-            await new_town.call(TownDO.set_forked_from, lineage)
             # Indexed for listForks before publishing: an entry whose town never becomes
             # visible is not shown and is pruned at startup (dos/lineage_do.py).
             await record_fork(
@@ -365,9 +388,11 @@ class ForkService:
                     platform_integration_id=None if c is None or c.installationId is None else str(c.installationId),
                     created_at=forked_at, updated_at=forked_at,
                 )
-                for r, c in zip(town_rigs, creds)
+                for r in town_rigs
+                for c in (creds[r.id],)
             ]
-            missing = [r.id for r, c in zip(town_rigs, creds) if c is None]
+            missing = [r.id for r in town_rigs if creds[r.id] is None]
+            report = built.report
             result = _result(plan, town_row, rig_rows, report, _warnings(plan, report, missing), forked_at, mapping)
             encoded = msgspec.json.encode(result)
             marker = None if plan.idempotency_key is None else (plan.caller_id, plan.idempotency_key, encoded.decode())
@@ -385,6 +410,10 @@ class ForkService:
                     # Let it finish (or fail) first, so the discard below leaves nothing behind.
                     await asyncio.gather(fresh_container, return_exceptions=True)
                 await self._discard(town_id)
+
+
+def _fresh_container(container: TownContainerDO) -> None:
+    container.put("container:registry", [])
 
 
 def _live_record(record: dict[str, Any] | None) -> dict[str, Any] | None:

@@ -1,12 +1,11 @@
-"""How a fork's rows get from the source town into the new one: the one backend-specific step
-of dos/fork.py.
+"""Where a fork's rows come from: the one backend-specific step of dos/fork.py.
 
-- `LocalTransfer` (the local backend): the new town's `Namespace.create` reads the source's
-  file directly, in this process (`TownDO.import_fork_from`).
-- `StreamedTransfer` (Ray): the new town's actor, on its own node, runs the same `create`
-  with a picklable build (`StreamedImport`) that pulls the source actor's export as a Ray
-  streaming generator, a few parts ahead at most (bounded memory: parts are at most one
-  part-size each), and imports them as they come. The parts never pass through this process.
+- `LocalTransfer` (the local backend): the new town's build (dos/fork_build.py) reads the
+  source's file directly, in this process (`SourceFile`).
+- `StreamedTransfer` (Ray): the build is pickled to the new town's actor, on its own node, where
+  it pulls the source actor's export as a Ray streaming generator, a few parts ahead at most
+  (bounded memory: parts are at most one part-size each), and imports them as they come
+  (`SourceActor`). The parts never pass through this process.
 
 Either way the new town's file appears whole or not at all (fork.md §5).
 """
@@ -17,11 +16,12 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from dos.fork_build import BuildProgress, RowSource, SourceFile
 from dos.town_do import TownDO, copy_fork
 from town import fork_import
 from town.errors import Unavailable
 from town.fork_export import ExportOptions
-from town.fork_import import ImportReport, Progress
+from town.fork_import import ImportReport
 
 Fault = Callable[[str], None]  # test-only crash points (dos/fork.py)
 
@@ -32,78 +32,48 @@ STREAM_AHEAD = 4
 class Transfer(Protocol):
     async def counts(self, source_town_id: str, options: ExportOptions) -> ImportReport: ...
 
-    async def import_town(
-        self,
-        town_id: str,
-        source_town_id: str,
-        ownership: dict[str, Any],
-        options: ExportOptions,
-        mapping: dict[str, str],
-        progress: Progress,
-    ) -> ImportReport: ...
+    async def rows_of(self, source_town_id: str) -> RowSource:
+        """The source's rows for a build (the source was opened already)."""
+        ...
 
 
-def transfer_for(runtime: Any, fault: Fault) -> Transfer:
+def transfer_for(runtime: Any) -> Transfer:
     if getattr(runtime, "streams_forks", False):
-        return StreamedTransfer(runtime, fault)
-    return LocalTransfer(runtime, fault)
+        return StreamedTransfer(runtime)
+    return LocalTransfer(runtime)
 
 
 class LocalTransfer:
-    def __init__(self, runtime: Any, fault: Fault) -> None:
+    def __init__(self, runtime: Any) -> None:
         self.runtime = runtime
-        self.fault = fault
-
-    async def _source_path(self, source_town_id: str) -> Any:
-        towns = self.runtime.namespace(TownDO)
-        await towns.get(source_town_id).call(TownDO.ownership)  # opened and migrated; reads only
-        return towns.path_for(source_town_id)
 
     async def counts(self, source_town_id: str, options: ExportOptions) -> ImportReport:
-        source = await self._source_path(source_town_id)
-        report: ImportReport = await self.runtime.run_in_bulk_pool(copy_fork, None, source, options, {})
+        towns = self.runtime.namespace(TownDO)
+        await towns.get(source_town_id).call(TownDO.ownership)  # opened and migrated; reads only
+        report: ImportReport = await self.runtime.run_in_bulk_pool(
+            copy_fork, None, towns.path_for(source_town_id), options, {}
+        )
         return report
 
-    async def import_town(
-        self,
-        town_id: str,
-        source_town_id: str,
-        ownership: dict[str, Any],
-        options: ExportOptions,
-        mapping: dict[str, str],
-        progress: Progress,
-    ) -> ImportReport:
-        source = await self._source_path(source_town_id)
-        fault = self.fault
-
-        def build(town: TownDO) -> ImportReport:
-            # The new town's database is made whole (runtime `create`): its identity and
-            # ownership, then the source's rows; it exists only once all of it is written.
-            town.initialize(ownership=ownership)
-            fault("initialized")
-            return town.import_fork_from(source, options, mapping, progress)
-
-        report: ImportReport = await self.runtime.namespace(TownDO).create(town_id, build)
-        return report
+    async def rows_of(self, source_town_id: str) -> RowSource:
+        return SourceFile(self.runtime.namespace(TownDO).path_for(source_town_id))
 
 
 @dataclass(frozen=True)
-class StreamedImport:
-    """The build of a new town on its own node (pickled to its actor): its identity and
-    ownership, then the source actor's export, streamed."""
+class SourceActor:
+    """The source town's actor, streaming its export (pickled with the build to the new town's
+    actor, which pulls the parts)."""
 
-    source: Any  # the source town's ObjectActor handle
-    ownership: dict[str, Any]
-    options: ExportOptions
-    mapping: dict[str, str]
+    actor: Any  # the source town's ObjectActor handle
 
-    def __call__(self, town: TownDO) -> ImportReport:
+    def import_into(
+        self, town: TownDO, options: ExportOptions, mapping: dict[str, str], progress: BuildProgress
+    ) -> ImportReport:
         import ray
 
-        town.initialize(ownership=self.ownership)
-        stream = self.source.export_parts.options(
+        stream = self.actor.export_parts.options(
             num_returns="streaming", _generator_backpressure_num_objects=STREAM_AHEAD
-        ).remote(self.options)
+        ).remote(options)
 
         def parts() -> Iterator[Any]:
             try:
@@ -112,42 +82,18 @@ class StreamedImport:
             except (ray.exceptions.RayActorError, ray.exceptions.ActorUnschedulableError) as exc:
                 raise Unavailable("The fork's source town went away while it was being copied; retry") from exc
 
-        mapping = dict(self.mapping)
-        return fork_import.import_fork(town.conn, parts(), rig_id_mapping=mapping)
+        return fork_import.import_fork(town.conn, parts(), rig_id_mapping=mapping, progress=progress)
 
 
 class StreamedTransfer:
-    def __init__(self, runtime: Any, fault: Fault) -> None:
+    def __init__(self, runtime: Any) -> None:
         self.runtime = runtime
-        self.fault = fault
-
-    async def _source(self, source_town_id: str) -> Any:
-        towns = self.runtime.namespace(TownDO)
-        await towns.get(source_town_id).call(TownDO.ownership)  # its actor is up, its file migrated
-        return await towns.handle(source_town_id)
 
     async def counts(self, source_town_id: str, options: ExportOptions) -> ImportReport:
         towns = self.runtime.namespace(TownDO)
-        await self._source(source_town_id)
+        await towns.get(source_town_id).call(TownDO.ownership)  # its actor is up, its file migrated
         report: ImportReport = await towns.invoke(source_town_id, "fork_counts", options)
         return report
 
-    async def import_town(
-        self,
-        town_id: str,
-        source_town_id: str,
-        ownership: dict[str, Any],
-        options: ExportOptions,
-        mapping: dict[str, str],
-        progress: Progress,
-    ) -> ImportReport:
-        source = await self._source(source_town_id)
-        self.fault("initialized")
-        report: ImportReport = await self.runtime.namespace(TownDO).create(
-            town_id, StreamedImport(source, ownership, options, dict(mapping))
-        )
-        # The rows streamed between two actors, not through here: the import phase is
-        # reported once, whole (and its test crash point lands after the file exists).
-        progress("import", report.copied.rows, report.copied.rows)
-        mapping.update(report.rig_id_mapping)
-        return report
+    async def rows_of(self, source_town_id: str) -> RowSource:
+        return SourceActor(await self.runtime.namespace(TownDO).handle(source_town_id))

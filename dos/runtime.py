@@ -22,8 +22,8 @@ No object without a write (as with Durable Objects): an instance whose file does
 opened on an in-memory database with its migrations applied, so reads, denied calls and
 probes of unknown ids answer "empty" and leave nothing on disk. The first call that changes
 that database (rows or schema; checked after its transaction committed, still under the
-instance's thread lock, so no other call can observe the in-between state) writes it to
-`<file>.new` with `VACUUM INTO`, fsyncs it, renames it into place, fsyncs the directory and
+instance's thread lock, so no other call can observe the in-between state) writes its
+serialized image to `<file>.new`, fsyncs it, renames it into place, fsyncs the directory and
 switches the instance to the file: a file appears complete or not at all, and the call
 answers only after that. If that fails the call fails and the in-memory state is dropped.
 """
@@ -31,6 +31,7 @@ answers only after that. If that fails the call fails and the in-memory state is
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import os
 import re
@@ -114,14 +115,24 @@ def open_database(path: Path) -> apsw.Connection:
     return conn
 
 
-def open_unwritten(migrations: Sequence[Migration]) -> apsw.Connection:
-    """The database of an object that has no file yet: in memory, migrated, empty."""
+@functools.cache
+def _empty_image(migrations: tuple[Migration, ...]) -> bytes:
+    """A new database of a class, migrated and empty, serialized once per process: every new
+    object's database starts as a copy of it instead of running the migrations again."""
     conn = apsw.Connection(":memory:")
     try:
         apply_migrations(conn, migrations)
-    except BaseException:
+        image = conn.serialize("main")
+    finally:
         conn.close()
-        raise
+    assert image is not None  # a migrated database has pages
+    return image
+
+
+def open_unwritten(migrations: Sequence[Migration]) -> apsw.Connection:
+    """The database of an object that has no file yet: in memory, migrated, empty."""
+    conn = apsw.Connection(":memory:")
+    conn.deserialize("main", _empty_image(tuple(migrations)))  # (a private, growable copy)
     return conn
 
 
@@ -142,15 +153,24 @@ def _fsync_path(path: str | Path, *, directory: bool = False) -> None:
 
 def write_out(conn: apsw.Connection, path: Path) -> None:
     """Write an in-memory database to `path` atomically and durably (never half a file)."""
+    image = conn.serialize("main")
+    assert image is not None  # a migrated database has pages
     tmp = _fresh_scratch(path)
     try:
-        conn.execute("VACUUM INTO ?", (str(tmp),))  # (journals its target as it writes)
-        _fsync_path(tmp)
+        _write_file(tmp, image)
         os.replace(tmp, path)
     except BaseException:
         _remove_scratch(path)
         raise
     _fsync_path(path.parent, directory=True)
+
+
+def _write_file(path: Path, data: bytes) -> None:
+    """A new file holding `data`, fsynced."""
+    with open(path, "xb") as out:
+        out.write(data)
+        out.flush()
+        os.fsync(out.fileno())
 
 
 # An object's file is made under this name beside it and renamed into place when complete;
@@ -345,17 +365,19 @@ class Namespace(Generic[T]):
     def _build_file(self, object_id: str, build: Callable[[T], R]) -> R:
         path = self.path_for(object_id)
         scratch = _fresh_scratch(path)
-        conn = apsw.Connection(str(scratch))
+        conn: apsw.Connection | None = None
         try:
+            scratch.write_bytes(_empty_image(tuple(self.cls.MIGRATIONS)))  # (synced with the rest below)
+            conn = apsw.Connection(str(scratch))
             conn.execute("PRAGMA journal_mode = OFF")
             conn.execute("PRAGMA synchronous = OFF")
-            apply_migrations(conn, self.cls.MIGRATIONS)
             result = build(self.cls(conn, object_id))
             conn.close()
             _fsync_path(scratch)
             os.replace(scratch, path)
         except BaseException:
-            conn.close()
+            if conn is not None:
+                conn.close()
             _remove_scratch(path)
             raise
         _fsync_path(path.parent, directory=True)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import re
 import uuid
-from typing import Final
+from typing import Final, TypeGuard
 
 import msgspec
 
@@ -50,7 +50,7 @@ TRPC_CODES: Final[dict[str, tuple[int, int]]] = {
 _PROCEDURE_PATH: Final = re.compile(r"[A-Za-z0-9_.]{0,256}")
 
 
-def is_procedure_path(path: object) -> bool:
+def is_procedure_path(path: object) -> TypeGuard[str]:
     return isinstance(path, str) and _PROCEDURE_PATH.fullmatch(path) is not None
 
 

@@ -46,7 +46,8 @@ def main() -> None:
         loop="uvloop",
         http="httptools",
         ws="websockets-sansio",
-        timeout_graceful_shutdown=settings.graceful_stop_ms / 1000,
+        # (Annotated int, but uvicorn hands it to asyncio.wait_for: fractions of a second work.)
+        timeout_graceful_shutdown=settings.graceful_stop_ms / 1000,  # type: ignore[arg-type]
     )
     server = GracefulServer(config, app.state.stopping)
     server.run()

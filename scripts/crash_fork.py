@@ -54,7 +54,7 @@ from town.demo import populate_town
 USER = "crash-user"
 ORG = "00000000-0000-4000-8000-00000000c4a5"
 RIGS = (("web", "https://github.com/acme/web.git"), ("api", "https://github.com/acme/api.git"), ("infra", "https://gitlab.com/acme/infra.git"))
-STEPS = ("initialized", "import_part", "imported", "configured", "lineage", "published")
+STEPS = ("initialized", "import_part", "configured", "imported", "lineage", "published")
 
 
 class Failed(Exception):

@@ -58,77 +58,95 @@ _IN_C = f"(SELECT bead_id FROM {_C})"
 # PART_COLUMNS, cleared columns cleared) and in its key order. Beads, edges and satellites walk
 # the copied ids (CROSS JOIN keeps them the outer loop), so they come out sorted, and each part
 # continues the walk after the previous part's last key (`?`: '' before the first part) up to
-# a limit (`?`, -1 for all). Events are read bead by bead (the bead index keeps each bead's
-# events together on disk) and sorted once into a temporary table the parts are cut from:
-# walking the events' own key instead costs a random row read per event (2-3x slower).
-_BEADS_SQL = f"""
-SELECT b.bead_id, b.type, b.status, b.title, b.body, b.rig_id,
+# the part size (`?`). Events are read bead by bead (the bead index keeps each bead's events
+# together on disk) and sorted whole: straight into the part when they fit in one, else once
+# into a temporary table the parts are cut from. Walking the events' own key instead costs a
+# random row read per event (2-3x slower).
+
+class _Rows(NamedTuple):
+    table: LoadedTable
+    columns: str  # the part's columns, in PART_COLUMNS order
+    source: str  # FROM ... [WHERE ...]: the rows, and what counting them reads
+    order: str  # ORDER BY ... [LIMIT ?]
+    key: tuple[str, ...]  # part columns a walk continues after; () = sorted whole, then cut
+
+    @property
+    def sql(self) -> str:
+        return f"SELECT {self.columns} {self.source} {self.order}"
+
+    @property
+    def count_sql(self) -> str:
+        """How many rows `sql` selects whole (without the columns and the sort: a key-only count)."""
+        return f"SELECT count(*) {self.source}"
+
+    @property
+    def start(self) -> tuple[Any, ...]:
+        """Bindings of a walk's start (before the first key); `sql` takes the part size after."""
+        return ("",) * len(self.key)
+
+
+_BEADS = _Rows(
+    "beads",
+    f"""b.bead_id, b.type, b.status, b.title, b.body, b.rig_id,
        CASE WHEN b.parent_bead_id IN {_IN_C} THEN b.parent_bead_id END, NULL,
-       b.priority, b.labels, b.metadata, 0, NULL, b.created_by, b.created_at, b.updated_at, b.closed_at
-FROM {_C} c CROSS JOIN beads b ON b.bead_id = c.bead_id WHERE c.bead_id > ? ORDER BY c.bead_id LIMIT ?"""
+       b.priority, b.labels, b.metadata, 0, NULL, b.created_by, b.created_at, b.updated_at, b.closed_at""",
+    f"FROM {_C} c CROSS JOIN beads b ON b.bead_id = c.bead_id WHERE c.bead_id > ?",
+    "ORDER BY c.bead_id LIMIT ?",
+    ("bead_id",),
+)
 
-_EVENTS_SQL = f"""
-SELECT e.bead_event_id, e.bead_id, e.agent_id, e.event_type, e.old_value, e.new_value, e.metadata, e.created_at
-FROM {_C} c CROSS JOIN bead_events e ON e.bead_id = c.bead_id ORDER BY e.bead_event_id"""
+_EVENTS = _Rows(
+    "bead_events",
+    "e.bead_event_id, e.bead_id, e.agent_id, e.event_type, e.old_value, e.new_value, e.metadata, e.created_at",
+    f"FROM {_C} c CROSS JOIN bead_events e ON e.bead_id = c.bead_id",
+    "ORDER BY e.bead_event_id",
+    (),
+)
 
-_DEPS_SQL = f"""
-SELECT d.bead_id, d.depends_on_bead_id, d.dependency_type
-FROM {_C} c CROSS JOIN bead_dependencies d ON d.bead_id = c.bead_id
-WHERE c.bead_id >= ?1 AND (d.bead_id, d.depends_on_bead_id) > (?1, ?2) AND +d.depends_on_bead_id IN {_IN_C}
-ORDER BY d.bead_id, d.depends_on_bead_id LIMIT ?3"""
+_DEPS = _Rows(
+    "bead_dependencies",
+    "d.bead_id, d.depends_on_bead_id, d.dependency_type",
+    f"""FROM {_C} c CROSS JOIN bead_dependencies d ON d.bead_id = c.bead_id
+WHERE c.bead_id >= ?1 AND (d.bead_id, d.depends_on_bead_id) > (?1, ?2) AND +d.depends_on_bead_id IN {_IN_C}""",
+    "ORDER BY d.bead_id, d.depends_on_bead_id LIMIT ?3",
+    ("bead_id", "depends_on_bead_id"),
+)
 # The unary `+` keeps SQLite from probing idx_bead_deps_pk once per pair of copied beads
 # (quadratic: a 100k-bead town never finishes); it reads each copied bead's edges instead.
 
 
-def _satellite_sql(table: str, columns: str, bead_type: str) -> str:
-    return (
-        f"SELECT {columns} FROM {_C} c CROSS JOIN {table} s ON s.bead_id = c.bead_id"
-        f" WHERE c.type = '{bead_type}' AND c.bead_id > ? ORDER BY c.bead_id LIMIT ?"
+def _satellite(table: LoadedTable, columns: str, bead_type: str) -> _Rows:
+    return _Rows(
+        table,
+        columns,
+        f"FROM {_C} c CROSS JOIN {table} s ON s.bead_id = c.bead_id WHERE c.type = '{bead_type}' AND c.bead_id > ?",
+        "ORDER BY c.bead_id LIMIT ?",
+        ("bead_id",),
     )
 
 
-# Review timers are runtime state of the source's queue: cleared.
-_REVIEW_SQL = _satellite_sql(
-    "review_metadata",
-    "s.bead_id, s.branch, s.target_branch, s.merge_commit, s.pr_url, s.retry_count, NULL, NULL",
-    "merge_request",
-)
-_ESCALATION_SQL = _satellite_sql(
-    "escalation_metadata",
-    "s.bead_id, s.severity, s.category, s.acknowledged, s.re_escalation_count, s.acknowledged_at",
-    "escalation",
-)
-_CONVOY_SQL = _satellite_sql(
-    "convoy_metadata",
-    "s.bead_id, s.total_beads, s.closed_beads, s.landed_at, s.feature_branch, s.merge_mode, s.staged",
-    "convoy",
-)
-
-
-class _Rows(NamedTuple):
-    table: LoadedTable
-    sql: str
-    key: tuple[str, ...]  # part columns a walk continues after; () = gathered, sorted, then cut
-
-    @property
-    def whole(self) -> tuple[Any, ...]:
-        """Bindings that select every row (walks: from the start, no limit)."""
-        return ("",) * len(self.key) + (-1,) if self.key else ()
-
-
-# In load order (town.fork_payload.LOADED_TABLES).
+# In load order (town.fork_payload.LOADED_TABLES). Review timers are runtime state of the
+# source's queue: cleared.
 _ROWS = (
-    _Rows("beads", _BEADS_SQL, ("bead_id",)),
-    _Rows("bead_events", _EVENTS_SQL, ()),
-    _Rows("bead_dependencies", _DEPS_SQL, ("bead_id", "depends_on_bead_id")),
-    _Rows("review_metadata", _REVIEW_SQL, ("bead_id",)),
-    _Rows("escalation_metadata", _ESCALATION_SQL, ("bead_id",)),
-    _Rows("convoy_metadata", _CONVOY_SQL, ("bead_id",)),
+    _BEADS,
+    _EVENTS,
+    _DEPS,
+    _satellite(
+        "review_metadata",
+        "s.bead_id, s.branch, s.target_branch, s.merge_commit, s.pr_url, s.retry_count, NULL, NULL",
+        "merge_request",
+    ),
+    _satellite(
+        "escalation_metadata",
+        "s.bead_id, s.severity, s.category, s.acknowledged, s.re_escalation_count, s.acknowledged_at",
+        "escalation",
+    ),
+    _satellite(
+        "convoy_metadata",
+        "s.bead_id, s.total_beads, s.closed_beads, s.landed_at, s.feature_branch, s.merge_mode, s.staged",
+        "convoy",
+    ),
 )
-
-
-def _count(query: str) -> str:
-    return f"(SELECT count(*) FROM ({query}))"
 
 
 # Events and edges are counted whole here; the skipped ones are those minus the copied ones
@@ -148,9 +166,6 @@ SELECT
   (SELECT count(*) FROM {_C} c CROSS JOIN beads b ON b.bead_id = c.bead_id
      WHERE b.parent_bead_id IS NOT NULL AND b.parent_bead_id NOT IN {_IN_C})"""
 
-# Rows the export will stream, per table: the same queries, counted (one query each: their
-# parameters are numbered within each).
-_COUNT_SQL = {rows.table: "SELECT " + _count(rows.sql) for rows in _ROWS}
 
 
 def _stale_refs(table: str) -> str:
@@ -221,17 +236,7 @@ def export_parts(conn: apsw.Connection, options: ExportOptions) -> Iterator[Expo
     conn.execute(_DROP_COPIED)  # a connection that exported before (tests reuse one)
     for statement in _MAKE_COPIED:
         conn.execute(statement)
-    gathered: dict[str, int] = {}
-    if options.rows:
-        # Rows to sort are gathered now, into a temporary table (on disk past the page cache,
-        # so memory stays bounded), which also counts them.
-        gathered = {rows.table: _gather(conn, rows) for rows in _ROWS if not rows.key}
-    totals = RowTotals(
-        **{
-            rows.table: gathered[rows.table] if rows.table in gathered else _one_row(conn, _COUNT_SQL[rows.table], rows.whole)[0]
-            for rows in _ROWS
-        }
-    )
+    totals = RowTotals(**{rows.table: _one_row(conn, rows.count_sql, rows.start)[0] for rows in _ROWS})
     yield ForkExportHeader(
         source_town_id=options.source_town_id,
         exported_at=now_iso(),
@@ -243,7 +248,7 @@ def export_parts(conn: apsw.Connection, options: ExportOptions) -> Iterator[Expo
     )
     if options.rows:
         for rows in _ROWS:
-            yield from _row_images(conn, rows, gathered.get(rows.table, 0), options.part_rows)
+            yield from _row_images(conn, rows, getattr(totals, rows.table), options.part_rows)
     counts = _one_row(conn, _SKIPPED_SQL)
     skipped = SkippedCounts(**dict(zip(SkippedCounts.__struct_fields__, counts[:9], strict=True)))
     skipped.bead_events -= totals.bead_events
@@ -294,14 +299,14 @@ def _gather(conn: apsw.Connection, rows: _Rows) -> int:
     return int(_one_row(conn, f"SELECT coalesce(max(rowid), 0) FROM {_gathered(rows.table)}")[0])
 
 
-def _row_images(conn: apsw.Connection, rows: _Rows, gathered: int, size: int) -> Iterator[RowImage]:
-    """One table's rows, `size` at a time, each part a serialized one-table database."""
+def _row_images(conn: apsw.Connection, rows: _Rows, total: int, size: int) -> Iterator[RowImage]:
+    """One table's `total` rows, `size` at a time, each part a serialized one-table database."""
     part = f"{PART_SCHEMA}.{rows.table}"
     columns = ", ".join(f'"{c}"' for c in PART_COLUMNS[rows.table])
     # Untyped columns: the values stay exactly as read; the target's own types apply on load.
     conn.execute(f"CREATE TABLE {part} ({columns})")
     try:
-        for count in _fill_parts(conn, part, rows, gathered, size):
+        for count in _fill_parts(conn, part, rows, total, size):
             image = conn.serialize(PART_SCHEMA)
             assert image is not None  # the part database holds a table, so it has pages
             yield RowImage(table=rows.table, rows=count, image=image)
@@ -310,17 +315,23 @@ def _row_images(conn: apsw.Connection, rows: _Rows, gathered: int, size: int) ->
         conn.execute(f"DROP TABLE IF EXISTS {_gathered(rows.table)}")
 
 
-def _fill_parts(conn: apsw.Connection, part: str, rows: _Rows, gathered: int, size: int) -> Iterator[int]:
+def _fill_parts(conn: apsw.Connection, part: str, rows: _Rows, total: int, size: int) -> Iterator[int]:
     """Fill `part` with each next part's rows in turn; yields each part's row count."""
     if not rows.key:
-        # A gathered table's rowids are 1..n in key order (a new table, filled in one go).
+        if total <= size:  # one part: sorted straight into it
+            conn.execute(f"INSERT INTO {part} {rows.sql}")
+            yield conn.changes()
+            return
+        # Rows to cut are gathered first, sorted, into a temporary table (on disk past the page
+        # cache, so memory stays bounded); its rowids are 1..n in key order (filled in one go).
+        gathered = _gather(conn, rows)
         fill = f"INSERT INTO {part} SELECT * FROM {_gathered(rows.table)} WHERE rowid > ? AND rowid <= ? ORDER BY rowid"
         for first in range(0, gathered, size):
             conn.execute(f"DELETE FROM {part}")
             conn.execute(fill, (first, first + size))
             yield conn.changes()
         return
-    last: tuple[Any, ...] = ("",) * len(rows.key)
+    last = rows.start
     tail = f"SELECT {', '.join(rows.key)} FROM {part} ORDER BY rowid DESC LIMIT 1"
     while True:
         conn.execute(f"DELETE FROM {part}")

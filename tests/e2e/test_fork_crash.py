@@ -30,8 +30,8 @@ from town.demo import populate_town
 
 OWNER = "crash-owner"
 ORG = str(uuid.uuid4())
-STEPS = ["initialized", "import_part", "imported", "configured", "lineage", "published"]
-BUILDING_STEPS = ("initialized", "import_part")  # inside the creation of the new town's file
+STEPS = ["initialized", "import_part", "configured", "imported", "lineage", "published"]
+BUILDING_STEPS = ("initialized", "import_part", "configured")  # inside the creation of the new town's file
 RIGS = (
     ("web", "https://github.com/acme/web.git"),
     ("api", "https://github.com/acme/api.git"),

@@ -413,21 +413,22 @@ def test_hanging_provider_holds_no_lock_and_the_fork_stays_invisible_until_done(
         while len(cred.stub.requests) < asked + 2 and time.monotonic() < deadline:
             time.sleep(0.02)
         assert len(cred.stub.requests) == asked + 2, "the provider was not asked"
-        # The fork waits on the network: the new town exists on disk, but nobody can see it,
-        # and the source keeps taking writes (no transaction is held across the call).
+        # The fork waits on the network before it writes anything (credentials come first, so
+        # the new town's file is then written whole): no new town on disk yet, nobody can see
+        # one, and the source keeps taking writes (no transaction is held across the call).
         # (If the source were locked, this write would wait for the hanging provider and the
         # client's timeout would fail the test.)
         rig = cred.source.rig_ids["web"]
         mutate(cred.alice, "createBead", {"rigId": rig, "title": "written during a fork"})
         assert {t["id"] for t in query(cred.alice, "listTowns")} == before
-        in_progress = {p.stem for p in (cred.server.data_dir / "TownDO").glob("*.sqlite3")} - files_before
-        assert len(in_progress) == 1
+        assert {p.stem for p in (cred.server.data_dir / "TownDO").glob("*.sqlite3")} == files_before
         cred.stub.mode = "ok"
         result = pending.result(timeout=30)
-    assert {result["town"]["id"]} == in_progress
-    assert {t["id"] for t in query(cred.alice, "listTowns")} == before | in_progress
-    # The bead written while the fork ran is open, so it is not copied anyway; the copy is the
-    # snapshot taken before it.
+    new_town = result["town"]["id"]
+    assert new_town not in before
+    assert {p.stem for p in (cred.server.data_dir / "TownDO").glob("*.sqlite3")} - files_before == {new_town}
+    assert {t["id"] for t in query(cred.alice, "listTowns")} == before | {new_town}
+    # The bead written while the fork waited is open, so it is not copied.
     assert result["copied"]["beads"] == 1
 
 
