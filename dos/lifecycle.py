@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 from dos.container_do import TownContainerDO
@@ -151,22 +152,31 @@ async def delete_rig(runtime: ObjectRuntime, *, owner_kind: OwnerKind, owner_id:
 
 async def sweep_orphans(runtime: ObjectRuntime) -> list[str]:
     """Remove town databases no owner object knows (half-written by a crash), and first
-    writes of any object that a crash interrupted. Startup only."""
+    writes of any object that a crash interrupted. Startup only.
+
+    When other processes share the objects (the Ray backend's replicas), an unpublished town
+    may be another replica's fork in progress: only one left alone for the runtime's
+    `orphan_grace_seconds` is taken for an orphan."""
     for path in runtime.remove_partial_writes():
         log.warning("removing %s (an object's first write or creation, interrupted)", path)
+    grace: float | None = getattr(runtime, "orphan_grace_seconds", None)
     towns = runtime.namespace(TownDO)
+    containers = runtime.namespace(TownContainerDO)
     removed: list[str] = []
     for town_id in towns.ids_on_disk():
         if await published_owner(runtime, town_id) is not None:
             continue
+        if grace is not None and await towns.quiet_seconds(town_id) < grace:
+            continue
         log.warning("removing unpublished town %s (left by an interrupted create or fork)", town_id)
         await towns.get(town_id).destroy()
-        await runtime.namespace(TownContainerDO).get(town_id).destroy()
+        await containers.get(town_id).destroy()
         removed.append(town_id)
     # A container object whose town is gone (or never got published) is an orphan too.
-    containers = runtime.namespace(TownContainerDO)
     for town_id in containers.ids_on_disk():
         if not towns.exists(town_id):
+            if grace is not None and await containers.quiet_seconds(town_id) < grace:
+                continue  # a fork writes the new town's container while its rows stream in
             log.warning("removing container state of missing town %s", town_id)
             await containers.get(town_id).destroy()
     return removed
@@ -196,6 +206,7 @@ async def prune_lineage(runtime: ObjectRuntime) -> int:
     gone. Startup only; returns how many entries it dropped."""
     lineages = runtime.namespace(TownLineageDO)
     towns = runtime.namespace(TownDO)
+    grace: float | None = getattr(runtime, "orphan_grace_seconds", None)
     dropped = 0
     for source_id in lineages.ids_on_disk():
         if not towns.exists(source_id):
@@ -203,10 +214,19 @@ async def prune_lineage(runtime: ObjectRuntime) -> int:
             await lineages.get(source_id).destroy()
             continue
         for entry in await lineages.get(source_id).call(TownLineageDO.list_forks):
+            if grace is not None and _age_seconds(entry.forked_at) < grace:
+                continue  # indexed before publishing: maybe another replica's fork in progress
             if await published_owner(runtime, entry.town_id) is None:
                 await lineages.get(source_id).call(TownLineageDO.remove_fork, entry.town_id)
                 dropped += 1
     return dropped
+
+
+def _age_seconds(stamp: str) -> float:
+    try:
+        return (datetime.now(UTC) - datetime.fromisoformat(stamp.replace("Z", "+00:00"))).total_seconds()
+    except ValueError:
+        return float("inf")
 
 
 @dataclass(frozen=True)

@@ -107,6 +107,12 @@ class ObjectActor:
     def evict(self) -> bool:
         return self.loop.run_until_complete(self.ns.evict(self.id))
 
+    def quiet_seconds(self) -> float:
+        """Seconds since this object's file (or its WAL) last changed; 0 if it has none."""
+        path = self.ns.path_for(self.id)
+        stamps = [p.stat().st_mtime for p in (path, Path(f"{path}-wal")) if p.exists()]
+        return time.time() - max(stamps) if stamps else 0.0
+
     def where(self) -> tuple[str, str]:
         """(storage node, file path): for tests and operators."""
         return self.node, str(self.ns.path_for(self.id))

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 from collections.abc import Callable, Coroutine
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -34,14 +35,16 @@ T = TypeVar("T", bound=DurableObject)
 R = TypeVar("R")
 
 DIRECTORY_FILE = "placement.sqlite3"
+ORPHAN_GRACE_ENV = "GASTOWN_RAY_ORPHAN_GRACE_SECONDS"
 # How long a call waits for the directory (a down directory node must not hang requests).
 DIRECTORY_TIMEOUT = 10.0
 
 
 def _never_ran(exc: RayActorError) -> bool:
     """Ray's words for an actor that exited on purpose (retire): calls queued behind it never ran."""
-    text = str(exc)
-    return "exit_actor" in text or "INTENDED_USER_EXIT" in text or "intentionally" in text
+    # Ray 2.x: "Worker exit type: INTENDED_USER_EXIT ... exit_actor() is called." (a crash says
+    # SYSTEM_ERROR, ray.kill "killed by `ray.kill`").
+    return "INTENDED_USER_EXIT" in str(exc)
 
 
 def _unwrap(exc: RayTaskError) -> BaseException:
@@ -61,6 +64,9 @@ class RayRuntime:
         self.data_dir = storage_root  # each node keeps its objects under <root>/<node name>/
         self.ray_namespace = ray_namespace
         self.idle_seconds = idle_seconds
+        # dos/lifecycle.py: an unpublished town is taken for a crashed fork's only once nobody
+        # touched it for this long (another replica's fork in progress looks the same).
+        self.orphan_grace_seconds = float(os.environ.get(ORPHAN_GRACE_ENV, "600"))
         self._directory_node = directory_node
         self._directory: Any = None
         self._namespaces: dict[type[Any], RayNamespace[Any]] = {}
@@ -238,6 +244,10 @@ class RayNamespace(Generic[T]):
         if object_id not in self._handles:
             return True
         return bool(await self.invoke(object_id, "evict"))
+
+    async def quiet_seconds(self, object_id: str) -> float:
+        """Seconds since the object's file last changed (dos/lifecycle.py's orphan sweep)."""
+        return float(await self.invoke(object_id, "quiet_seconds"))
 
     async def where(self, object_id: str) -> tuple[str, Path]:
         """(storage node, file path on that node) of the object."""

@@ -145,8 +145,10 @@ def start_server(
     log_level: str = "info",
     startup_timeout: float = 120.0,
     extra_env: dict[str, str] | None = None,
+    module: str = "rpc.serve",
 ) -> ServerProcess:
-    """Start the real server on an ephemeral port and wait until /healthz answers."""
+    """Start the real server (`python -m <module>`: rpc.serve, or rpc.serve_ray for Ray Serve)
+    on an ephemeral port and wait until /healthz answers."""
     data_dir.mkdir(parents=True, exist_ok=True)
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("GASTOWN_")}
@@ -165,7 +167,7 @@ def start_server(
     log_path = data_dir.parent / f"server-{port}.log"
     with open(log_path, "ab") as log_file:
         process = subprocess.Popen(
-            [sys.executable, "-m", "rpc.serve"], cwd=ROOT, env=env, stdout=log_file, stderr=subprocess.STDOUT
+            [sys.executable, "-m", module], cwd=ROOT, env=env, stdout=log_file, stderr=subprocess.STDOUT
         )
     server = ServerProcess(process=process, port=port, log_path=log_path)
     deadline = time.monotonic() + startup_timeout

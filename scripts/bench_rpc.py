@@ -77,6 +77,7 @@ examples:
   .venv/bin/python scripts/bench_rpc.py --serve --seconds 5
   .venv/bin/python scripts/bench_rpc.py --wrk --seconds 10 --pairs 3
   TOKEN=... .venv/bin/python scripts/bench_rpc.py --url http://127.0.0.1:8787 --concurrency 16
+  .venv/bin/python scripts/bench_rpc.py --runtime ray --seconds 5 --fork-beads 20000
 """
 
 Call = Callable[[], Awaitable[None]]
@@ -539,6 +540,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="comma list of http, jsonrpc, ws, run in that order (default all three)",
     )
     parser.add_argument(
+        "--runtime",
+        choices=("local", "ray"),
+        default="local",
+        help="ray: the Ray backend next to the local one on a two-node cluster started here "
+        "(getTown through uvicorn and Ray Serve x1/x2, the actor hop, a big fork; scripts/_bench_ray.py)",
+    )
+    parser.add_argument("--fork-beads", type=int, default=20000, help="--runtime ray: beads of the forked town (default 20000)")
+    parser.add_argument("--hop-calls", type=int, default=500, help="--runtime ray: calls timed for the actor hop (default 500)")
+    parser.add_argument(
         "--server-log-level",
         default="info",
         help="GASTOWN_LOG_LEVEL of the --serve server (default info: one log line per request)",
@@ -564,6 +574,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.runtime == "ray":
+        import _bench_ray
+
+        return _bench_ray.run(args)
     if args.wrk:
         return wrk_compare(args)
     if args.serve:

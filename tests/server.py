@@ -117,3 +117,18 @@ def start_server(data_dir: Path, *, extra_env: dict[str, str] | None = None, por
         time.sleep(0.05)
     server.stop(signal.SIGKILL)
     raise RuntimeError(f"server did not start:\n{server.log_text()}")
+
+
+def object_files(server: RunningServer, cls: str) -> list[Path]:
+    """Every database file of an object class, wherever the server's backend keeps it: the
+    local backend under <data>/<Class>/, the Ray backend under <data>/<node>/<Class>/."""
+    return sorted([*server.data_dir.glob(f"{cls}/*.sqlite3"), *server.data_dir.glob(f"*/{cls}/*.sqlite3")])
+
+
+def object_file(server: RunningServer, cls: str, object_id: str) -> Path:
+    """The database file of one object (its local-backend path if it has none yet)."""
+    from dos.runtime import encode_object_id
+
+    name = f"{encode_object_id(object_id)}.sqlite3"
+    found = [p for p in object_files(server, cls) if p.name == name]
+    return found[0] if found else server.data_dir / cls / name

@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.server import RunningServer
+from tests.server import RunningServer, object_file, object_files
 from tests.trpc import error_of, mutate, query
 
 ORG_A = str(uuid.uuid4())  # owns the source org town
@@ -60,11 +60,11 @@ def world(server: RunningServer) -> World:
 
 
 def town_files(server: RunningServer) -> set[str]:
-    return {p.name for p in (server.data_dir / "TownDO").glob("*.sqlite3")}
+    return {p.name for p in object_files(server, "TownDO")}
 
 
 def stored_config(server: RunningServer, town_id: str) -> dict[str, Any]:
-    path = server.data_dir / "TownDO" / f"{town_id}.sqlite3"
+    path = object_file(server, "TownDO", town_id)
     conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
     try:
         row = conn.execute("SELECT value FROM _kv WHERE key = 'town:config'").fetchone()

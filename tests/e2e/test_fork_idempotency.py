@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.server import RunningServer, start_server
+from tests.server import RunningServer, object_files, start_server
 from tests.trpc import error_of, mutate, query
 
 ORG = str(uuid.uuid4())
@@ -49,12 +49,11 @@ def world(server: RunningServer) -> World:
 
 
 def town_files(server: RunningServer) -> set[str]:
-    return {p.name for p in (server.data_dir / "TownDO").glob("*.sqlite3")}
+    return {p.name for p in object_files(server, "TownDO")}
 
 
 def container_files(server: RunningServer) -> set[str]:
-    directory = server.data_dir / "TownContainerDO"
-    return {p.name for p in directory.glob("*.sqlite3")} if directory.exists() else set()
+    return {p.name for p in object_files(server, "TownContainerDO")}
 
 
 def personal_ids(client: httpx.Client) -> list[str]:
