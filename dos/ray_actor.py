@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import importlib
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -30,14 +31,23 @@ from typing import Any
 import ray
 
 from dos.placement import PlacementStore, storage_nodes
-from dos.runtime import DurableObject, ObjectRuntime, _remove_scratch
+from dos.runtime import (
+    DurableObject,
+    ObjectRuntime,
+    _fresh_scratch,
+    _fsync_path,
+    _remove_scratch,
+    open_database,
+)
 from town import fork_export, fork_import
+from town.errors import Unavailable
 from town.fork_payload import ExportPart
 
 log = logging.getLogger("gastown.ray")
 
 DIRECTORY_NAME = "gastown/placement"
 EXPORT_GROUP = "export"
+MOVE_CHUNK_BYTES = 1 << 20
 
 
 def class_path(cls: type[Any]) -> str:
@@ -54,7 +64,15 @@ def load_class(path: str) -> type[DurableObject]:
 @ray.remote(concurrency_groups={EXPORT_GROUP: 2})
 class ObjectActor:
     def __init__(
-        self, cls_path: str, object_id: str, node_dir: str, node: str, idle_seconds: float, ray_namespace: str
+        self,
+        cls_path: str,
+        object_id: str,
+        node_dir: str,
+        node: str,
+        idle_seconds: float,
+        ray_namespace: str,
+        *,
+        mover: bool = False,
     ) -> None:
         self.cls = load_class(cls_path)
         self.id = object_id
@@ -68,7 +86,12 @@ class ObjectActor:
         # scratch file beside it is what a crash mid-create or mid-first-write left: remove it.
         _remove_scratch(self.ns.path_for(object_id))
         self._reported: bool | None = None
-        self._report()
+        # A mover (dos/ray_move.py) only receives the object's file on its new node: it must
+        # not tell the directory anything about the object.
+        self._mover = mover
+        self._frozen = False  # being moved away: calls answer SERVICE_UNAVAILABLE
+        if not mover:
+            self._report()
         self._idle_seconds = idle_seconds
         self._last_used = time.monotonic()
         self._exports = 0
@@ -78,6 +101,7 @@ class ObjectActor:
 
     # -- calls (default group: one at a time) --------------------------------------------------
     def call(self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any], bulk: bool) -> Any:
+        self._check_not_frozen()
         self._last_used = time.monotonic()
         try:
             run = self.ns.call_bulk if bulk else self.ns.call
@@ -88,6 +112,7 @@ class ObjectActor:
 
     def create(self, build: Callable[[Any], Any]) -> Any:
         """`Namespace.create` here, on this node: `build` (picklable) fills the new file."""
+        self._check_not_frozen()
         self._last_used = time.monotonic()
         try:
             return self.loop.run_until_complete(self.ns.create(self.id, build))
@@ -96,6 +121,7 @@ class ObjectActor:
             self._last_used = time.monotonic()
 
     def destroy(self) -> None:
+        self._check_not_frozen()
         try:
             self.loop.run_until_complete(self.ns.destroy(self.id))
         finally:
@@ -118,11 +144,12 @@ class ObjectActor:
         return self.node, str(self.ns.path_for(self.id))
 
     def pid(self) -> int:
-        import os
-
         return os.getpid()
 
     def retire(self) -> bool:
+        if self._frozen:  # a move in progress ends this actor itself
+            self._retiring = False
+            return False
         """Exit if still idle (queued behind every call sent before it; calls sent after it
         fail without having run, and the caller retries them on a new actor)."""
         if time.monotonic() - self._last_used < self._idle_seconds or self._exports:
@@ -131,6 +158,68 @@ class ObjectActor:
         self.loop.run_until_complete(self.runtime.close())
         ray.actor.exit_actor()
         return True  # not reached
+
+    # -- moving to another node (dos/ray_move.py) --------------------------------------------
+    def _check_not_frozen(self) -> None:
+        if self._frozen:
+            raise Unavailable(f"{self.cls.__name__} {self.id} is being moved to another node; retry")
+
+    def freeze(self) -> None:
+        """Stop serving (queued behind every call before it) and close the database, which
+        checkpoints its WAL: the file alone is then the whole object, and stays as it is."""
+        self._frozen = True
+        self.loop.run_until_complete(self.ns.evict(self.id))
+        # A WAL left by an earlier process of this actor may still hold committed pages.
+        conn = open_database(self.ns.path_for(self.id))
+        try:
+            conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        finally:
+            conn.close()
+
+    def thaw(self) -> None:
+        self._frozen = False
+
+    @ray.method(concurrency_group=EXPORT_GROUP)
+    def file_chunks(self) -> Iterator[bytes]:
+        """The frozen object's file, in chunks (a Ray streaming generator)."""
+        if not self._frozen:
+            raise RuntimeError("only a frozen object's file is streamed")
+        with open(self.ns.path_for(self.id), "rb") as file:
+            while chunk := file.read(MOVE_CHUNK_BYTES):
+                yield chunk
+
+    def receive_file(self, source: Any) -> int:
+        """(On the new node.) Write the source's streamed file whole: scratch, fsync, rename."""
+        path = self.ns.path_for(self.id)
+        if path.exists():
+            raise RuntimeError(f"{path} already exists on {self.node}")
+        scratch = _fresh_scratch(path)
+        stream = source.file_chunks.options(num_returns="streaming", _generator_backpressure_num_objects=4).remote()
+        size = 0
+        try:
+            with open(scratch, "wb") as out:
+                for ref in stream:
+                    chunk = ray.get(ref)
+                    out.write(chunk)
+                    size += len(chunk)
+                out.flush()
+                os.fsync(out.fileno())
+            os.replace(scratch, path)
+        except BaseException:
+            _remove_scratch(path)
+            raise
+        _fsync_path(path.parent, directory=True)
+        return size
+
+    def discard_file(self) -> None:
+        """(On the new node.) Undo `receive_file` of a move that failed."""
+        self.ns.remove_files(self.id)
+
+    def finish_move(self) -> None:
+        """(On the old node, after the directory names the new one.) Remove the file, exit."""
+        self.ns.remove_files(self.id)
+        self.loop.run_until_complete(self.runtime.close())
+        ray.actor.exit_actor()
 
     # -- exports (their own group: they never touch the object's connection) -------------------
     @ray.method(concurrency_group=EXPORT_GROUP)
@@ -164,6 +253,8 @@ class ObjectActor:
     # -- housekeeping -------------------------------------------------------------------------
     def _report(self) -> None:
         """Tell the directory when this object's file came into being or went away."""
+        if self._mover or self._frozen:  # a move updates the directory itself
+            return
         written = self.ns.exists(self.id)
         if written == self._reported:
             return
