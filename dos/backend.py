@@ -4,6 +4,7 @@ dos/ray_runtime.py; `RAY_ADDRESS` names the cluster). Nothing above dos/ knows w
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 from typing import Any, Final
@@ -35,7 +36,7 @@ def open_runtime(data_dir: Path) -> Any:
     namespace = os.environ.get(RAY_NAMESPACE_ENV, "gastown")
     if not ray.is_initialized():  # a Ray Serve replica is already connected
         # RAY_ADDRESS (read by ray.init) names the cluster; without it Ray starts a local one.
-        ray.init(namespace=namespace, logging_level="warning", log_to_driver=False)
+        ray.init(namespace=namespace, logging_level=logging.WARNING, log_to_driver=False)
     idle = float(os.environ.get(IDLE_ENV, "120"))
     return RayRuntime(
         data_dir, ray_namespace=namespace, idle_seconds=idle, directory_node=os.environ.get(DIRECTORY_NODE_ENV) or None

@@ -89,11 +89,10 @@ class PlacementStore:
         """The object's node: the recorded one, else the hash winner among `alive` (recorded)."""
         with self.conn:
             known = self.node_of(cls, object_id)
-            if known is not None:
-                return known
-            node = rendezvous(f"{cls}/{object_id}", alive)
-            self.conn.execute("INSERT INTO placement (class, object_id, node) VALUES (?, ?, ?)", (cls, object_id, node))
-            return node
+            node = known if known is not None else rendezvous(f"{cls}/{object_id}", alive)
+            if known is None:
+                self.conn.execute("INSERT INTO placement (class, object_id, node) VALUES (?, ?, ?)", (cls, object_id, node))
+        return node
 
     def set_written(self, cls: str, object_id: str, node: str, written: bool) -> None:
         with self.conn:

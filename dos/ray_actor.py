@@ -37,6 +37,7 @@ from dos.runtime import (
     _fresh_scratch,
     _fsync_path,
     _remove_scratch,
+    file_quiet_seconds,
     open_database,
 )
 from town import fork_export, fork_import
@@ -61,7 +62,7 @@ def load_class(path: str) -> type[DurableObject]:
     return cls
 
 
-@ray.remote(concurrency_groups={EXPORT_GROUP: 2})
+@ray.remote(concurrency_groups={EXPORT_GROUP: 2})  # type: ignore[call-overload]  # (Ray's stubs lack the option)
 class ObjectActor:
     def __init__(
         self,
@@ -135,9 +136,7 @@ class ObjectActor:
 
     def quiet_seconds(self) -> float:
         """Seconds since this object's file (or its WAL) last changed; 0 if it has none."""
-        path = self.ns.path_for(self.id)
-        stamps = [p.stat().st_mtime for p in (path, Path(f"{path}-wal")) if p.exists()]
-        return time.time() - max(stamps) if stamps else 0.0
+        return file_quiet_seconds(self.ns.path_for(self.id))
 
     def where(self) -> tuple[str, str]:
         """(storage node, file path): for tests and operators."""

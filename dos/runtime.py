@@ -36,6 +36,7 @@ import logging
 import os
 import re
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Callable, Coroutine, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -178,6 +179,12 @@ def _write_file(path: Path, data: bytes) -> None:
 _SCRATCH_FILES = ("", "-journal", "-wal", "-shm")
 
 
+def file_quiet_seconds(path: Path) -> float:
+    """Seconds since a database file (or its WAL) last changed; 0 if there is none."""
+    stamps = [p.stat().st_mtime for p in (path, Path(f"{path}-wal")) if p.exists()]
+    return time.time() - max(stamps) if stamps else 0.0
+
+
 def _scratch_path(path: Path) -> Path:
     return path.with_name(path.name + ".new")
 
@@ -257,6 +264,10 @@ class Namespace(Generic[T]):
 
     def path_for(self, object_id: str) -> Path:
         return self.directory / f"{encode_object_id(object_id)}.sqlite3"
+
+    async def quiet_seconds(self, object_id: str) -> float:
+        """Seconds since the object's file (or its WAL) last changed; 0 if it has none."""
+        return file_quiet_seconds(self.path_for(object_id))
 
     def exists(self, object_id: str) -> bool:
         """True if the instance has a database file (was ever written)."""

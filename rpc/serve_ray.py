@@ -14,6 +14,7 @@ says which replica answered (`x-gastown-replica`), for operators and the tests.
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import signal
 import sys
@@ -83,12 +84,12 @@ def main() -> None:
         sys.exit(f"{REPLICAS_ENV} must be >= 1")
     namespace = os.environ.get("GASTOWN_RAY_NAMESPACE", "gastown")
     if os.environ.get("RAY_ADDRESS"):
-        ray.init(namespace=namespace, logging_level="warning", log_to_driver=False)
+        ray.init(namespace=namespace, logging_level=logging.WARNING, log_to_driver=False)
     else:  # a local Ray instance whose one node is a storage node
         ray.init(
             namespace=namespace,
             resources={f"{NODE_RESOURCE_PREFIX}{LOCAL_NODE}": 1000},
-            logging_level="warning",
+            logging_level=logging.WARNING,
             log_to_driver=False,
         )
     serve.start(http_options={"host": settings.host, "port": settings.port})
@@ -99,7 +100,8 @@ def main() -> None:
         ray_actor_options={"num_cpus": 0},
         graceful_shutdown_timeout_s=settings.graceful_stop_ms / 1000,
     )
-    serve.run(deployment.bind(replica_env(dict(os.environ))), name=APP_NAME, route_prefix="/")
+    # (serve.deployment called on a class returns a Deployment; the stubs pick another overload.)
+    serve.run(deployment.bind(replica_env(dict(os.environ))), name=APP_NAME, route_prefix="/")  # type: ignore[attr-defined]
     print(
         f"gastown-fork on Ray Serve: {replicas} replica(s) at http://{settings.host}:{settings.port} "
         f"(objects under {settings.data_dir}/<node>/)",
