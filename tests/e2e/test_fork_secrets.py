@@ -13,7 +13,7 @@ import json
 import sqlite3
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,7 +23,7 @@ import httpx
 import pytest
 
 from tests.git_token_stub import GitTokenStub
-from tests.server import RunningServer, start_server
+from tests.server import RunningServer, object_file, object_files, start_server
 from tests.trpc import mutate, query
 
 RIGS = (
@@ -56,7 +56,11 @@ def read_kv(path: Path, key: str) -> Any:
 
 
 def town_db(server: RunningServer, town_id: str) -> Path:
-    return server.data_dir / "TownDO" / f"{town_id}.sqlite3"
+    return object_file(server, "TownDO", town_id)
+
+
+def town_ids_on_disk(server: RunningServer) -> set[str]:
+    return {p.stem for p in object_files(server, "TownDO")}
 
 
 def town_config(server: RunningServer, town_id: str) -> dict[str, Any]:
@@ -109,13 +113,11 @@ def make_source(
 
 
 def new_town_files(server: RunningServer, town_id: str) -> list[Path]:
-    """Every file the fork wrote: the new town and its container, and all owner objects."""
-    data = server.data_dir
-    paths = list((data / "TownDO").glob(f"{town_id}.sqlite3*"))
-    paths += list((data / "TownContainerDO").glob(f"{town_id}.sqlite3*"))
-    paths += list((data / "GastownUserDO").glob("*.sqlite3*")) + list(
-        (data / "GastownOrgDO").glob("*.sqlite3*")
-    )
+    """Every file the fork wrote: the new town and its container, and all owner objects (with
+    their WAL companions), wherever the server's backend keeps them."""
+    databases = [object_file(server, "TownDO", town_id), object_file(server, "TownContainerDO", town_id)]
+    databases += object_files(server, "GastownUserDO") + object_files(server, "GastownOrgDO")
+    paths = [companion for db in databases for companion in db.parent.glob(f"{db.name}*")]
     assert any(p.name == f"{town_id}.sqlite3" for p in paths)
     return paths
 
@@ -327,12 +329,18 @@ class CredWorld:
 
 
 @pytest.fixture(scope="module")
-def cred(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CredWorld]:
+def start_cred_server() -> Callable[[Path, dict[str, str]], RunningServer]:
+    """How the credential tests start their own server (tests/ray overrides it)."""
+    return lambda data, env: start_server(data, extra_env=env)
+
+
+@pytest.fixture(scope="module")
+def cred(
+    tmp_path_factory: pytest.TempPathFactory, start_cred_server: Callable[[Path, dict[str, str]], RunningServer]
+) -> Iterator[CredWorld]:
     stub = GitTokenStub().start()
     root = tmp_path_factory.mktemp("fork-creds")
-    server = start_server(
-        root / "data", extra_env={"GASTOWN_GIT_TOKEN_SERVICE_URL": stub.url, "GASTOWN_LOG_LEVEL": "debug"}
-    )
+    server = start_cred_server(root / "data", {"GASTOWN_GIT_TOKEN_SERVICE_URL": stub.url, "GASTOWN_LOG_LEVEL": "debug"})
     try:
         alice = server.client(server.token("alice"))
         mary = server.client(server.token("mary", orgs={CRED_ORG: "member"}))
@@ -403,7 +411,7 @@ def test_provider_gets_org_and_caller_for_an_org_fork(cred: CredWorld) -> None:
 def test_hanging_provider_holds_no_lock_and_the_fork_stays_invisible_until_done(cred: CredWorld) -> None:
     cred.stub.mode = "hang"
     before = {t["id"] for t in query(cred.alice, "listTowns")}
-    files_before = {p.stem for p in (cred.server.data_dir / "TownDO").glob("*.sqlite3")}
+    files_before = town_ids_on_disk(cred.server)
     asked = len(cred.stub.requests)
     body = {"sourceTownId": cred.source.town_id, "newTownName": "slow creds"}
     token = cred.server.token("alice")
@@ -421,12 +429,12 @@ def test_hanging_provider_holds_no_lock_and_the_fork_stays_invisible_until_done(
         rig = cred.source.rig_ids["web"]
         mutate(cred.alice, "createBead", {"rigId": rig, "title": "written during a fork"})
         assert {t["id"] for t in query(cred.alice, "listTowns")} == before
-        assert {p.stem for p in (cred.server.data_dir / "TownDO").glob("*.sqlite3")} == files_before
+        assert town_ids_on_disk(cred.server) == files_before
         cred.stub.mode = "ok"
         result = pending.result(timeout=30)
     new_town = result["town"]["id"]
     assert new_town not in before
-    assert {p.stem for p in (cred.server.data_dir / "TownDO").glob("*.sqlite3")} - files_before == {new_town}
+    assert town_ids_on_disk(cred.server) - files_before == {new_town}
     assert {t["id"] for t in query(cred.alice, "listTowns")} == before | {new_town}
     # The bead written while the fork waited is open, so it is not copied.
     assert result["copied"]["beads"] == 1
