@@ -42,7 +42,7 @@ from tests.fork_fixtures import (
     seed_edge_cases,
     town_rows,
 )
-from tests.server import TEST_SECRET, RunningServer, start_server
+from tests.server import TEST_SECRET, RunningServer, object_file, start_server
 from tests.trpc import mutate, query
 from town.clock import now_iso
 from town.demo import populate_town
@@ -96,7 +96,7 @@ class Scenario:
         return self.server.client(self.server.token(user_id or self.alice_id, orgs=memberships))
 
     def town_file(self, town_id: str) -> Path:
-        return self.server.data_dir / "TownDO" / f"{town_id}.sqlite3"
+        return object_file(self.server, "TownDO", town_id)
 
     @property
     def new_id(self) -> str:
@@ -112,8 +112,24 @@ class Scenario:
         return found[0]
 
 
+class Servers:
+    """How the scenario starts its servers, and frees a stopped one's files for writing
+    (tests/ray overrides it: there the objects outlive the server, as actors)."""
+
+    def start(self, data: Path, env: dict[str, str]) -> RunningServer:
+        return start_server(data, extra_env=env)
+
+    def release(self, stopped: RunningServer) -> None:
+        """Nothing holds a local server's files once it stopped."""
+
+
 @pytest.fixture(scope="module")
-def scenario(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Scenario]:
+def servers() -> Servers:
+    return Servers()
+
+
+@pytest.fixture(scope="module")
+def scenario(tmp_path_factory: pytest.TempPathFactory, servers: Servers) -> Iterator[Scenario]:
     provider = ThreadingHTTPServer(("127.0.0.1", 0), _GitTokens)
     threading.Thread(target=provider.serve_forever, daemon=True).start()
     env = {"GASTOWN_GIT_TOKEN_SERVICE_URL": f"http://127.0.0.1:{provider.server_address[1]}/token"}
@@ -121,7 +137,7 @@ def scenario(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Scenario]:
     alice_id, org_id = f"alice-fork-{uuid.uuid4().hex[:8]}", str(uuid.uuid4())
 
     # 1. towns, rigs and config through the API
-    first = start_server(data, extra_env=env)
+    first = servers.start(data, env)
     try:
         alice = first.client(first.token(alice_id, orgs={org_id: "owner"}))
         source_id = mutate(alice, "createTown", {"name": "Source"})["id"]
@@ -147,9 +163,10 @@ def scenario(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Scenario]:
         mutate(alice, "deleteRig", {"rigId": rigs["old"]})
     finally:
         first.stop()
+        servers.release(first)
 
     # 2. edge cases and volume, straight into the stopped server's file
-    source_file = data / "TownDO" / f"{source_id}.sqlite3"
+    source_file = object_file(first, "TownDO", source_id)
     conn = apsw.Connection(str(source_file))
     try:
         cases = seed_edge_cases(conn, rig_a=rigs["web"], rig_b=rigs["docs"], gone_rig=rigs["old"])
@@ -167,7 +184,7 @@ def scenario(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Scenario]:
     dump_before = logical_dump(source_file)
 
     # 3. a new server forks it
-    server = start_server(data, extra_env=env)
+    server = servers.start(data, env)
     try:
         started_at = now_iso()
         alice = server.client(server.token(alice_id, orgs={org_id: "owner"}))
@@ -398,7 +415,7 @@ def test_new_town_kv_holds_only_config_lineage_and_new_rig_configs(scenario: Sce
     }
     assert values["town:id"] == scenario.new_id
     # a fresh container object for the new town, none of the source's container state
-    with read_db(scenario.server.data_dir / "TownContainerDO" / f"{scenario.new_id}.sqlite3") as container:
+    with read_db(object_file(scenario.server, "TownContainerDO", scenario.new_id)) as container:
         assert kv(container) == {"container:registry": []}
     for rig_id in new_rigs:
         rig_config = values[f"rig:{rig_id}:config"]
@@ -459,7 +476,7 @@ def test_every_rig_gets_a_new_id_and_the_same_settings_at_fork_time(scenario: Sc
         "max_concurrent_polecats": 2,
     }
 
-    user_file = scenario.server.data_dir / "GastownUserDO" / f"{scenario.alice_id}.sqlite3"
+    user_file = object_file(scenario.server, "GastownUserDO", scenario.alice_id)
     with read_db(user_file) as owner:
         owner_rigs = {
             r[0]: r[1:]
@@ -593,7 +610,7 @@ def test_org_fork_without_git_author_and_env_vars(scenario: Scenario) -> None:
         scenario.org_id,
         scenario.alice_id,
     )
-    org_file = scenario.server.data_dir / "GastownOrgDO" / f"{scenario.org_id}.sqlite3"
+    org_file = object_file(scenario.server, "GastownOrgDO", scenario.org_id)
     with read_db(org_file) as org:
         assert org.execute(
             "SELECT name, created_by_user_id FROM org_towns WHERE id = ?", (town["id"],)
