@@ -25,6 +25,11 @@ def backend_name() -> str:
     return name
 
 
+def ray_namespace() -> str:
+    """The deployment's Ray namespace: every server, replica and script of it uses the same."""
+    return os.environ.get(RAY_NAMESPACE_ENV, "gastown")
+
+
 def open_runtime(data_dir: Path) -> Any:
     """The runtime the environment asks for (an `ObjectRuntime`, or its Ray counterpart)."""
     if backend_name() == "local":
@@ -33,7 +38,7 @@ def open_runtime(data_dir: Path) -> Any:
 
     from dos.ray_runtime import RayRuntime
 
-    namespace = os.environ.get(RAY_NAMESPACE_ENV, "gastown")
+    namespace = ray_namespace()
     if not ray.is_initialized():  # a Ray Serve replica is already connected
         # RAY_ADDRESS (read by ray.init) names the cluster; without it Ray starts a local one.
         ray.init(namespace=namespace, logging_level=logging.WARNING, log_to_driver=False)

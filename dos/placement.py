@@ -114,16 +114,5 @@ class PlacementStore:
         )
         return [str(r[0]) for r in rows]
 
-    def forget_unwritten(self, cls: str, object_id: str) -> None:
-        """Drop the row of an object that never got a file (a probe of an unknown id)."""
-        with self.conn:
-            self.conn.execute(
-                "DELETE FROM placement WHERE class = ? AND object_id = ? AND written = 0", (cls, object_id)
-            )
-
-    def count_by_node(self) -> dict[str, int]:
-        rows = self.conn.execute("SELECT node, count(*) FROM placement WHERE written = 1 GROUP BY node")
-        return {str(n): int(c) for n, c in rows}
-
     def close(self) -> None:
         self.conn.close()

@@ -34,12 +34,12 @@ from dos.placement import PlacementStore, storage_nodes
 from dos.runtime import (
     DurableObject,
     ObjectRuntime,
-    _fresh_scratch,
-    _fsync_path,
-    _remove_scratch,
     file_quiet_seconds,
     open_database,
+    remove_scratch,
+    write_whole,
 )
+from dos.town_do import copy_fork, exported_parts
 from town import fork_export, fork_import
 from town.errors import Unavailable
 from town.fork_payload import ExportPart
@@ -85,7 +85,7 @@ class ObjectActor:
         self.ns = self.runtime.namespace(self.cls)
         # Only this actor ever writes this object's file (Ray keeps one actor per name), so a
         # scratch file beside it is what a crash mid-create or mid-first-write left: remove it.
-        _remove_scratch(self.ns.path_for(object_id))
+        remove_scratch(self.ns.path_for(object_id))
         self._reported: bool | None = None
         # A mover (dos/ray_move.py) only receives the object's file on its new node: it must
         # not tell the directory anything about the object.
@@ -128,9 +128,6 @@ class ObjectActor:
         finally:
             self._report()
 
-    def exists(self) -> bool:
-        return self.ns.exists(self.id)
-
     def evict(self) -> bool:
         return self.loop.run_until_complete(self.ns.evict(self.id))
 
@@ -146,11 +143,11 @@ class ObjectActor:
         return os.getpid()
 
     def retire(self) -> bool:
+        """Exit if still idle (queued behind every call sent before it; calls sent after it
+        fail without having run, and the caller retries them on a new actor)."""
         if self._frozen:  # a move in progress ends this actor itself
             self._retiring = False
             return False
-        """Exit if still idle (queued behind every call sent before it; calls sent after it
-        fail without having run, and the caller retries them on a new actor)."""
         if time.monotonic() - self._last_used < self._idle_seconds or self._exports:
             self._retiring = False
             return False
@@ -192,23 +189,8 @@ class ObjectActor:
         path = self.ns.path_for(self.id)
         if path.exists():
             raise RuntimeError(f"{path} already exists on {self.node}")
-        scratch = _fresh_scratch(path)
         stream = source.file_chunks.options(num_returns="streaming", _generator_backpressure_num_objects=4).remote()
-        size = 0
-        try:
-            with open(scratch, "wb") as out:
-                for ref in stream:
-                    chunk = ray.get(ref)
-                    out.write(chunk)
-                    size += len(chunk)
-                out.flush()
-                os.fsync(out.fileno())
-            os.replace(scratch, path)
-        except BaseException:
-            _remove_scratch(path)
-            raise
-        _fsync_path(path.parent, directory=True)
-        return size
+        return write_whole(path, (ray.get(ref) for ref in stream))
 
     def discard_file(self) -> None:
         """(On the new node.) Undo `receive_file` of a move that failed."""
@@ -227,12 +209,7 @@ class ObjectActor:
         transaction, so the parts are one consistent snapshot."""
         self._exports += 1
         try:
-            reader = fork_export_reader(self.ns.path_for(self.id))
-            try:
-                with reader:
-                    yield from fork_export.export_parts(reader, options)
-            finally:
-                reader.close()
+            yield from exported_parts(self.ns.path_for(self.id), options)
         finally:
             self._exports -= 1
             self._last_used = time.monotonic()
@@ -240,8 +217,6 @@ class ObjectActor:
     @ray.method(concurrency_group=EXPORT_GROUP)
     def fork_counts(self, options: fork_export.ExportOptions) -> fork_import.ImportReport:
         """What a fork would copy (dryRun), read here beside the file."""
-        from dos.town_do import copy_fork
-
         self._exports += 1
         try:
             return copy_fork(None, self.ns.path_for(self.id), options, {})
@@ -274,14 +249,6 @@ class ObjectActor:
                 me.retire.remote()
 
 
-def fork_export_reader(path: Path) -> Any:
-    from dos.runtime import open_snapshot_reader
-
-    reader = open_snapshot_reader(path)
-    fork_export.attach_part_schema(reader)  # before the read transaction (ATTACH can't run in one)
-    return reader
-
-
 @ray.remote
 class PlacementDirectory:
     """The placement table's one owner (dos/placement.py), pinned to the directory node."""
@@ -299,9 +266,6 @@ class PlacementDirectory:
             known = self.store.place(cls, object_id, sorted(alive))
         return known, alive.get(known)
 
-    def node_of(self, cls: str, object_id: str) -> str | None:
-        return self.store.node_of(cls, object_id)
-
     def set_written(self, cls: str, object_id: str, node: str, written: bool) -> None:
         self.store.set_written(cls, object_id, node, written)
 
@@ -310,9 +274,3 @@ class PlacementDirectory:
 
     def written_ids(self, cls: str) -> list[str]:
         return self.store.written_ids(cls)
-
-    def forget_unwritten(self, cls: str, object_id: str) -> None:
-        self.store.forget_unwritten(cls, object_id)
-
-    def count_by_node(self) -> dict[str, int]:
-        return self.store.count_by_node()

@@ -44,7 +44,7 @@ async def move_object(runtime: Any, cls: type[Any], object_id: str, to: str) -> 
         namespace=runtime.ray_namespace,
         num_cpus=0,
         scheduling_strategy=NodeAffinitySchedulingStrategy(alive[to], soft=False),
-    ).remote(ns._class_path, object_id, str(runtime.node_dir(to)), to, 0, runtime.ray_namespace, mover=True)
+    ).remote(ns.class_path, object_id, str(runtime.node_dir(to)), to, 0, runtime.ray_namespace, mover=True)
     try:
         try:
             await mover.receive_file.remote(source)
@@ -61,5 +61,5 @@ async def move_object(runtime: Any, cls: type[Any], object_id: str, to: str) -> 
             pass  # it exited, as it should
     finally:
         ray.kill(mover)
-        ns._handles.pop(object_id, None)
+        ns.forget(object_id)
     return source_node

@@ -151,11 +151,15 @@ class RayNamespace(Generic[T]):
     def __init__(self, runtime: RayRuntime, cls: type[T]) -> None:
         self._runtime = runtime
         self.cls = cls
-        self._class_path = class_path(cls)
+        self.class_path = class_path(cls)
         self._handles: dict[str, Any] = {}
 
     def actor_name(self, object_id: str) -> str:
         return f"{self.cls.__name__}/{object_id}"
+
+    def forget(self, object_id: str) -> None:
+        """Drop the cached handle of the object's actor (it is gone, or moved)."""
+        self._handles.pop(object_id, None)
 
     def get(self, object_id: str) -> Stub[T]:
         encode_object_id(object_id)  # validates
@@ -186,7 +190,7 @@ class RayNamespace(Generic[T]):
                 num_cpus=0,
                 scheduling_strategy=NodeAffinitySchedulingStrategy(node_id, soft=False),
             ).remote(
-                self._class_path,
+                self.class_path,
                 object_id,
                 str(self._runtime.node_dir(node)),
                 node,
@@ -208,13 +212,13 @@ class RayNamespace(Generic[T]):
                     raise Unavailable(f"{self.cls.__name__} {object_id}: an object it needed is not available; retry") from None
                 raise cause from None
             except RayActorError as exc:
-                self._handles.pop(object_id, None)
+                self.forget(object_id)
                 log.warning("%s %s: %s: %s", self.cls.__name__, object_id, type(exc).__name__, str(exc)[:400])
                 if _never_ran(exc) and attempt < 2:
                     continue
                 raise Unavailable(f"{self.cls.__name__} {object_id} is not available right now; retry") from exc
             except RayError as exc:  # e.g. ActorUnschedulableError: its node is gone
-                self._handles.pop(object_id, None)
+                self.forget(object_id)
                 log.warning("%s %s: %s: %s", self.cls.__name__, object_id, type(exc).__name__, str(exc)[:400])
                 raise Unavailable(f"{self.cls.__name__} {object_id} is not available right now; retry") from exc
         raise AssertionError("unreachable")

@@ -38,7 +38,7 @@ import re
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import Callable, Coroutine, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, ClassVar, Concatenate, Generic, ParamSpec, TypeVar
@@ -156,22 +156,27 @@ def write_out(conn: apsw.Connection, path: Path) -> None:
     """Write an in-memory database to `path` atomically and durably (never half a file)."""
     image = conn.serialize("main")
     assert image is not None  # a migrated database has pages
+    write_whole(path, [image])
+
+
+def write_whole(path: Path, chunks: Iterable[bytes]) -> int:
+    """Write a new object file from `chunks` atomically and durably: `<file>.new`, fsync,
+    rename, directory fsync (never half a file; a failure leaves nothing). Returns its size."""
     tmp = _fresh_scratch(path)
+    size = 0
     try:
-        _write_file(tmp, image)
+        with open(tmp, "xb") as out:
+            for chunk in chunks:
+                out.write(chunk)
+                size += len(chunk)
+            out.flush()
+            os.fsync(out.fileno())
         os.replace(tmp, path)
     except BaseException:
-        _remove_scratch(path)
+        remove_scratch(path)
         raise
     _fsync_path(path.parent, directory=True)
-
-
-def _write_file(path: Path, data: bytes) -> None:
-    """A new file holding `data`, fsynced."""
-    with open(path, "xb") as out:
-        out.write(data)
-        out.flush()
-        os.fsync(out.fileno())
+    return size
 
 
 # An object's file is made under this name beside it and renamed into place when complete;
@@ -189,7 +194,8 @@ def _scratch_path(path: Path) -> Path:
     return path.with_name(path.name + ".new")
 
 
-def _remove_scratch(path: Path) -> None:
+def remove_scratch(path: Path) -> None:
+    """Remove what an unfinished write or creation of `path` left beside it."""
     for suffix in _SCRATCH_FILES:
         Path(f"{_scratch_path(path)}{suffix}").unlink(missing_ok=True)
 
@@ -197,7 +203,7 @@ def _remove_scratch(path: Path) -> None:
 def _fresh_scratch(path: Path) -> Path:
     """The scratch path for `path`, cleared of what a crash during an earlier attempt left."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    _remove_scratch(path)
+    remove_scratch(path)
     return _scratch_path(path)
 
 
@@ -389,7 +395,7 @@ class Namespace(Generic[T]):
         except BaseException:
             if conn is not None:
                 conn.close()
-            _remove_scratch(path)
+            remove_scratch(path)
             raise
         _fsync_path(path.parent, directory=True)
         return result
@@ -466,7 +472,7 @@ class Namespace(Generic[T]):
         base = self.path_for(object_id)
         for suffix in ("", "-wal", "-shm", "-journal"):
             Path(f"{base}{suffix}").unlink(missing_ok=True)
-        _remove_scratch(base)
+        remove_scratch(base)
 
     @staticmethod
     def _close_instance(inst: _Instance[Any]) -> None:

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import contextlib
+from collections.abc import Generator
 from pathlib import Path
 from typing import Any
 
@@ -260,12 +261,18 @@ def copy_fork(
     dry run, which reads counts only)."""
     if target is None:
         options = msgspec.structs.replace(options, rows=False)
+    with contextlib.closing(exported_parts(source, options)) as parts:
+        return fork_import.import_fork(target, parts, rig_id_mapping=rig_id_mapping, progress=progress)
+
+
+def exported_parts(source: Path, options: fork_export.ExportOptions) -> Generator[ExportPart, None, None]:
+    """The fork export of the town database at `source`, part by part, read through a reader
+    of its own in one read transaction (a consistent snapshot; the town keeps taking writes).
+    Closing the iterator ends the transaction and closes the reader."""
     reader = open_snapshot_reader(source)
     try:
         fork_export.attach_part_schema(reader)  # before the read transaction (ATTACH can't run in one)
         with reader:
-            parts: Iterator[ExportPart] = fork_export.export_parts(reader, options)
-            report = fork_import.import_fork(target, parts, rig_id_mapping=rig_id_mapping, progress=progress)
+            yield from fork_export.export_parts(reader, options)
     finally:
         reader.close()
-    return report

@@ -20,6 +20,7 @@ import signal
 import sys
 from typing import Any, Final
 
+from dos.backend import ray_namespace
 from dos.placement import NODE_RESOURCE_PREFIX
 
 REPLICAS_ENV: Final = "GASTOWN_SERVE_REPLICAS"
@@ -82,7 +83,7 @@ def main() -> None:
     replicas = int(os.environ.get(REPLICAS_ENV, "2"))
     if replicas < 1:
         sys.exit(f"{REPLICAS_ENV} must be >= 1")
-    namespace = os.environ.get("GASTOWN_RAY_NAMESPACE", "gastown")
+    namespace = ray_namespace()
     if os.environ.get("RAY_ADDRESS"):
         ray.init(namespace=namespace, logging_level=logging.WARNING, log_to_driver=False)
     else:  # a local Ray instance whose one node is a storage node

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import os
 import sys
 from pathlib import Path
@@ -41,11 +42,12 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("set RAY_ADDRESS to the deployment's cluster")
     import ray
 
+    from dos.backend import ray_namespace
     from dos.ray_move import move_object
     from dos.ray_runtime import RayRuntime
 
-    namespace = os.environ.get("GASTOWN_RAY_NAMESPACE", "gastown")
-    ray.init(namespace=namespace, logging_level="error", log_to_driver=False)
+    namespace = ray_namespace()
+    ray.init(namespace=namespace, logging_level=logging.ERROR, log_to_driver=False)
     runtime = RayRuntime(Path(os.environ.get("GASTOWN_DATA_DIR", "data")), ray_namespace=namespace, idle_seconds=120)
     try:
         was = asyncio.run(move_object(runtime, CLASSES[args.object_class], args.object_id, args.to))

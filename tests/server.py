@@ -83,7 +83,16 @@ class RunningServer:
         return self.process.returncode
 
 
-def start_server(data_dir: Path, *, extra_env: dict[str, str] | None = None, port: int | None = None) -> RunningServer:
+def start_server(
+    data_dir: Path,
+    *,
+    extra_env: dict[str, str] | None = None,
+    port: int | None = None,
+    module: str = "rpc.serve",
+    startup_timeout: float = 30,
+) -> RunningServer:
+    """`python -m <module>` (rpc.serve, or rpc.serve_ray for Ray Serve) on 127.0.0.1, once
+    /healthz answers."""
     data_dir.mkdir(parents=True, exist_ok=True)
     port = port or free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("GASTOWN_")}
@@ -102,10 +111,10 @@ def start_server(data_dir: Path, *, extra_env: dict[str, str] | None = None, por
     log_path = data_dir.parent / f"server-{port}.log"
     log_file = open(log_path, "ab")  # noqa: SIM115 - the child process keeps writing to it
     process = subprocess.Popen(
-        [sys.executable, "-m", "rpc.serve"], cwd=ROOT, env=env, stdout=log_file, stderr=subprocess.STDOUT
+        [sys.executable, "-m", module], cwd=ROOT, env=env, stdout=log_file, stderr=subprocess.STDOUT
     )
     server = RunningServer(data_dir=data_dir, port=port, process=process, log_path=log_path, env=env)
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + startup_timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise RuntimeError(f"server exited with {process.returncode}:\n{server.log_text()}")

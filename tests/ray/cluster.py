@@ -6,10 +6,12 @@ from __future__ import annotations
 import os
 import time
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import pytest
 import ray
 from ray.cluster_utils import Cluster
 
@@ -85,6 +87,19 @@ def start_ray_server(
         **(extra_env or {}),
     }
     return start_server(root, extra_env=env)
+
+
+def own_server(label: str) -> Any:
+    """A module's own Ray-backed server (its own data dir and Ray namespace), as its `server`
+    fixture: `server = own_server("ray-faults")`."""
+
+    @pytest.fixture(scope="module")
+    def server(ray_cluster: RayTestCluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
+        running = start_ray_server(tmp_path_factory.mktemp(label) / "data", ray_cluster)
+        yield running
+        running.stop()
+
+    return server
 
 
 def namespace_of(server: RunningServer) -> str:

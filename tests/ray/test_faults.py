@@ -4,7 +4,6 @@ and brought back. Nothing acknowledged is lost; what is down says so (SERVICE_UN
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -14,18 +13,14 @@ import ray
 
 from dos.placement import rendezvous
 from dos.town_do import TownDO
-from tests.ray.cluster import RayTestCluster, actor, start_ray_server, wait_for, where
+from tests.ray.cluster import RayTestCluster, actor, own_server, wait_for, where
 from tests.server import RunningServer
 from tests.trpc import TrpcError, error_of, mutate, query
 
 pytestmark = pytest.mark.ray
 
 
-@pytest.fixture(scope="module")
-def server(ray_cluster: RayTestCluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
-    running = start_ray_server(tmp_path_factory.mktemp("ray-faults") / "data", ray_cluster)
-    yield running
-    running.stop()
+server = own_server("ray-faults")
 
 
 def user_on(node: str) -> str:

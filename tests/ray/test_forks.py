@@ -7,7 +7,6 @@ from __future__ import annotations
 import signal
 import threading
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +15,14 @@ import pytest
 
 from dos.town_do import TownDO
 from tests.fork_fixtures import expected_fork, read_db, town_rows
-from tests.ray.cluster import RayTestCluster, runtime_of, seed_town, start_ray_server, wait_for, where
+from tests.ray.cluster import (
+    RayTestCluster,
+    own_server,
+    runtime_of,
+    seed_town,
+    start_ray_server,
+    where,
+)
 from tests.ray.test_faults import user_on
 from tests.server import RunningServer
 from tests.trpc import mutate, query
@@ -24,11 +30,7 @@ from tests.trpc import mutate, query
 pytestmark = pytest.mark.ray
 
 
-@pytest.fixture(scope="module")
-def server(ray_cluster: RayTestCluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
-    running = start_ray_server(tmp_path_factory.mktemp("ray-forks") / "data", ray_cluster)
-    yield running
-    running.stop()
+server = own_server("ray-forks")
 
 
 def town_ids_on_disk(server: RunningServer) -> set[str]:

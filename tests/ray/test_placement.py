@@ -2,23 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.ray.cluster import RayTestCluster, actor, start_ray_server, wait_for, where
+from tests.ray.cluster import RayTestCluster, actor, own_server, start_ray_server, wait_for, where
 from tests.server import RunningServer
 from tests.trpc import mutate, query
 
 pytestmark = pytest.mark.ray
 
 
-@pytest.fixture(scope="module")
-def server(ray_cluster: RayTestCluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
-    running = start_ray_server(tmp_path_factory.mktemp("ray-placement") / "data", ray_cluster)
-    yield running
-    running.stop()
+server = own_server("ray-placement")
 
 
 def test_towns_are_placed_on_both_nodes_with_their_files_there(server: RunningServer) -> None:
