@@ -3,10 +3,11 @@
 Order and why:
 1. the source's rigs are read, given their new ids, and the new owner's git credentials fetched
    for them (network, outside any transaction);
-2. the new TownDO's database is created whole (`Namespace.create`): its id, ownership and a
-   fresh kilocode_token, the source's snapshot streamed in (one read txn there), its rigs
-   configured with those credentials and its lineage; it appears complete or not at all;
-3. a fresh TownContainerDO (written meanwhile) and the lineage index entry;
+2. the new TownDO's database is created whole (`Namespace.create`): the rows file of the
+   source's snapshot (one read txn there) streamed in as its file, then its id, ownership and a
+   fresh kilocode_token, its rigs configured with those credentials, its indexes and lineage;
+   it appears complete or not at all;
+3. meanwhile, a fresh TownContainerDO and the lineage index entry;
 4. one owner-object transaction publishes the town row, its rigs, its lineage and the
    idempotency marker together. Before step 4 the town is invisible; any failure destroys it
    and a crash leaves an orphan that startup sweeps. After step 4 the fork is done.
@@ -334,7 +335,7 @@ class ForkService:
     async def _fork_once(self, plan: ForkPlan, town_id: str, tracker: Tracker | None = None) -> bytes:
         towns = self.runtime.namespace(TownDO)
         published = False
-        fresh_container: asyncio.Future[None] | None = None
+        side_writes: list[asyncio.Future[None]] = []
         try:
             # The source's rigs get their new ids and the new owner's git credentials first,
             # so the new town's file is written whole in one build, rigs configured.
@@ -343,19 +344,26 @@ class ForkService:
             creds = dict(zip((mapping[r.id] for r in source_rigs), await self._credentials(plan, source_rigs)))
             owner_user = plan.target.created_by_user_id
             token = self.mint(owner_user)
-            # The fresh container object is another object: created whole while the import runs.
+            forked_at = now_iso()
+            # Written while the new town's file is built: the fresh container object (created
+            # whole) and the lineage index entry for listForks (an entry whose town never
+            # becomes visible is not shown, and is pruned at startup: dos/lineage_do.py).
             containers = self.runtime.namespace(TownContainerDO)
-            fresh_container = asyncio.ensure_future(containers.create(town_id, _fresh_container))
+            entry = ForkEntry(town_id=town_id, owner_kind=plan.target.kind, owner_id=plan.target.id, forked_at=forked_at)
+            side_writes += [
+                asyncio.ensure_future(containers.create(town_id, _fresh_container)),
+                asyncio.ensure_future(record_fork(self.runtime, plan.source_town_id, entry)),
+            ]
             build = ForkBuild(
                 rows=await self.transfer.rows_of(plan.source_town_id),
-                options=self._options(plan),
+                options=msgspec.structs.replace(self._options(plan), rig_id_mapping=mapping),
                 ownership=lifecycle.ownership_fields(plan.target, token),
-                mapping=mapping,
                 owner_user_id=owner_user,
                 kilocode_token=token,
                 credentials=creds,
                 source_town_id=plan.source_town_id,
                 by_user_id=plan.caller_id,
+                forked_at=forked_at,
                 progress=self._import_progress(tracker),
                 fault=self.fault,
             )
@@ -365,20 +373,13 @@ class ForkService:
             build.progress("import", built.report.copied.rows, built.report.copied.rows)
             build.progress("rigs", 0, 0)
             town_rigs, lineage, mapping = built.rigs, built.forked_from, built.report.rig_id_mapping
-            forked_at = lineage["forked_at"]
             self.fault("imported")
             late = [r for r in town_rigs if r.id not in creds]
             if late:
                 creds.update(zip((r.id for r in late), await self._credentials(plan, late)))
                 await towns.get(town_id).call(TownDO.configure_fork_rigs, owner_user, token, [(r, creds[r.id]) for r in late])
-            await fresh_container
-            # Indexed for listForks before publishing: an entry whose town never becomes
-            # visible is not shown and is pruned at startup (dos/lineage_do.py).
-            await record_fork(
-                self.runtime,
-                plan.source_town_id,
-                ForkEntry(town_id=town_id, owner_kind=plan.target.kind, owner_id=plan.target.id, forked_at=forked_at),
-            )
+            for write in side_writes:
+                await write
             self.fault("lineage")
             town_row = _town_row(plan, town_id, forked_at, lineage)
             # The rig is bound to the integration the provider used for the new owner, if any.
@@ -406,9 +407,8 @@ class ForkService:
             return encoded
         finally:
             if not published:
-                if fresh_container is not None:
-                    # Let it finish (or fail) first, so the discard below leaves nothing behind.
-                    await asyncio.gather(fresh_container, return_exceptions=True)
+                # Let them finish (or fail) first, so the discard below leaves nothing behind.
+                await asyncio.gather(*side_writes, return_exceptions=True)
                 await self._discard(town_id)
 
 

@@ -4,7 +4,7 @@
   source's file directly, in this process (`SourceFile`).
 - `StreamedTransfer` (Ray): the build is pickled to the new town's actor, on its own node, where
   it pulls the source actor's export as a Ray streaming generator, a few parts ahead at most
-  (bounded memory: parts are at most one part-size each), and imports them as they come
+  (bounded memory: a part is at most one chunk of the rows file), and writes them as they come
   (`SourceActor`). The parts never pass through this process.
 
 Either way the new town's file appears whole or not at all (fork.md §5).
@@ -12,18 +12,16 @@ Either way the new town's file appears whole or not at all (fork.md §5).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Generator
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from dos.fork_build import BuildProgress, RowSource, SourceFile
-from dos.town_do import TownDO, copy_fork
-from town import fork_import
+from dos.fork_build import RowSource, SourceFile
+from dos.town_do import TownDO, fork_counts
 from town.errors import Unavailable
 from town.fork_export import ExportOptions
 from town.fork_import import ImportReport
-
-Fault = Callable[[str], None]  # test-only crash points (dos/fork.py)
+from town.fork_payload import ExportPart
 
 # Parts in flight between the source and the new town (Ray's generator backpressure).
 STREAM_AHEAD = 4
@@ -50,9 +48,7 @@ class LocalTransfer:
     async def counts(self, source_town_id: str, options: ExportOptions) -> ImportReport:
         towns = self.runtime.namespace(TownDO)
         await towns.get(source_town_id).call(TownDO.ownership)  # opened and migrated; reads only
-        report: ImportReport = await self.runtime.run_in_bulk_pool(
-            copy_fork, None, towns.path_for(source_town_id), options, {}
-        )
+        report: ImportReport = await self.runtime.run_in_bulk_pool(fork_counts, towns.path_for(source_town_id), options)
         return report
 
     async def rows_of(self, source_town_id: str) -> RowSource:
@@ -66,23 +62,17 @@ class SourceActor:
 
     actor: Any  # the source town's ObjectActor handle
 
-    def import_into(
-        self, town: TownDO, options: ExportOptions, mapping: dict[str, str], progress: BuildProgress
-    ) -> ImportReport:
+    def parts(self, options: ExportOptions) -> Generator[ExportPart, None, None]:
         import ray
 
         stream = self.actor.export_parts.options(
             num_returns="streaming", _generator_backpressure_num_objects=STREAM_AHEAD
         ).remote(options)
-
-        def parts() -> Iterator[Any]:
-            try:
-                for ref in stream:
-                    yield ray.get(ref)
-            except (ray.exceptions.RayActorError, ray.exceptions.ActorUnschedulableError) as exc:
-                raise Unavailable("The fork's source town went away while it was being copied; retry") from exc
-
-        return fork_import.import_fork(town.conn, parts(), rig_id_mapping=mapping, progress=progress)
+        try:
+            for ref in stream:
+                yield ray.get(ref)
+        except (ray.exceptions.RayActorError, ray.exceptions.ActorUnschedulableError) as exc:
+            raise Unavailable("The fork's source town went away while it was being copied; retry") from exc
 
 
 class StreamedTransfer:

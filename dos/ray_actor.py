@@ -39,7 +39,7 @@ from dos.runtime import (
     remove_scratch,
     write_whole,
 )
-from dos.town_do import copy_fork, exported_parts
+from dos.town_do import exported_parts, fork_counts
 from town import fork_export, fork_import
 from town.errors import Unavailable
 from town.fork_payload import ExportPart
@@ -219,7 +219,7 @@ class ObjectActor:
         """What a fork would copy (dryRun), read here beside the file."""
         self._exports += 1
         try:
-            return copy_fork(None, self.ns.path_for(self.id), options, {})
+            return fork_counts(self.ns.path_for(self.id), options)
         finally:
             self._exports -= 1
             self._last_used = time.monotonic()

@@ -32,16 +32,18 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import glob
 import logging
 import os
 import re
+import secrets
 import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Coroutine, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, ClassVar, Concatenate, Generic, ParamSpec, TypeVar
+from typing import Any, ClassVar, Concatenate, Generic, ParamSpec, Protocol, TypeVar, runtime_checkable
 
 import apsw
 
@@ -53,6 +55,21 @@ log = logging.getLogger("gastown.dos")
 P = ParamSpec("P")
 R = TypeVar("R")
 T = TypeVar("T", bound="DurableObject")
+T_contra = TypeVar("T_contra", bound="DurableObject", contravariant=True)
+R_co = TypeVar("R_co", covariant=True)
+
+
+@runtime_checkable
+class FileBuild(Protocol[T_contra, R_co]):
+    """A `Namespace.create` build that brings its object's first database file itself (a fork's
+    new town: the rows file its export sent), instead of starting from the class's empty one."""
+
+    def write_file(self, scratch: Path) -> None:
+        """Write the whole first content of the object's file at `scratch` (it does not exist)."""
+        ...
+
+    def __call__(self, obj: T_contra) -> R_co: ...
+
 
 _SAFE_ID_CHAR = re.compile(r"[A-Za-z0-9._-]")
 _SAFE_ID = re.compile(r"[A-Za-z0-9._-]+")
@@ -159,6 +176,27 @@ def write_out(conn: apsw.Connection, path: Path) -> None:
     write_whole(path, [image])
 
 
+class _EarlySync:
+    """An fsync of a file, started now on a thread of its own (it waits for the disk, not the
+    CPU). Only a head start: durability still comes from the fsync after the file's last write."""
+
+    def __init__(self, path: Path) -> None:
+        self._error: OSError | None = None
+        self._thread = threading.Thread(target=self._run, args=(path,), name="early-fsync", daemon=True)
+        self._thread.start()
+
+    def _run(self, path: Path) -> None:
+        try:
+            _fsync_path(path)
+        except OSError as exc:
+            self._error = exc
+
+    def join(self, *, check: bool = True) -> None:
+        self._thread.join()
+        if check and self._error is not None:
+            raise self._error
+
+
 def write_whole(path: Path, chunks: Iterable[bytes]) -> int:
     """Write a new object file from `chunks` atomically and durably: `<file>.new`, fsync,
     rename, directory fsync (never half a file; a failure leaves nothing). Returns its size."""
@@ -195,9 +233,18 @@ def _scratch_path(path: Path) -> Path:
 
 
 def remove_scratch(path: Path) -> None:
-    """Remove what an unfinished write or creation of `path` left beside it."""
+    """Remove what an unfinished write or creation of `path`, or an export of it, left beside it."""
+    scratch = _scratch_path(path)
     for suffix in _SCRATCH_FILES:
-        Path(f"{_scratch_path(path)}{suffix}").unlink(missing_ok=True)
+        Path(f"{scratch}{suffix}").unlink(missing_ok=True)
+    for leftover in path.parent.glob(f"{glob.escape(scratch.name)}.export-*"):
+        leftover.unlink(missing_ok=True)
+
+
+def export_scratch(path: Path) -> Path:
+    """A private file beside the object's file for an export of it (a fork's rows file): named
+    as its scratch files are, so what a crash leaves is swept with them."""
+    return path.with_name(f"{_scratch_path(path).name}.export-{secrets.token_hex(8)}")
 
 
 def _fresh_scratch(path: Path) -> Path:
@@ -212,8 +259,8 @@ def open_snapshot_reader(path: Path) -> apsw.Connection:
 
     Used for consistent exports while the owning object keeps taking writes; the caller pins
     the snapshot by holding one transaction open around its reads. It is opened read-write
-    (never create) only so that in-memory databases it attaches are writable (a fork export
-    builds its parts in one); it never writes the object's own database.
+    (never create) only so that files it attaches are writable (a fork export writes its rows
+    file); it never writes the object's own database.
     """
     conn = apsw.Connection(str(path), flags=apsw.SQLITE_OPEN_READWRITE)
     conn.setbusytimeout(5000)
@@ -356,12 +403,13 @@ class Namespace(Generic[T]):
     ) -> R:
         return await self._call(object_id, False, fn, *args, **kwargs)
 
-    async def create(self, object_id: str, build: Callable[[T], R]) -> R:
+    async def create(self, object_id: str, build: Callable[[T], R] | FileBuild[T, R]) -> R:
         """Create a new object's database whole, for loads too big for one call's transaction
         (a fork's import): `build(obj)` fills a private scratch file, `<file>.new`, with no
         journal and no sync (nothing can see it, and a failure or a crash only discards it;
         startup removes leftovers); then it is fsynced and renamed into place, so the object's
-        file appears complete or not at all, and the object opens it on its next call.
+        file appears complete or not at all, and the object opens it on its next call. The
+        scratch file starts as the class's empty database, or as what a `FileBuild` writes.
         The object must have no file yet. Runs in the bulk pool."""
         encode_object_id(object_id)
         opening = self._opening.setdefault(object_id, asyncio.Lock())
@@ -379,22 +427,33 @@ class Namespace(Generic[T]):
             finally:
                 self._opening.pop(object_id, None)
 
-    def _build_file(self, object_id: str, build: Callable[[T], R]) -> R:
+    def _build_file(self, object_id: str, build: Callable[[T], R] | FileBuild[T, R]) -> R:
         path = self.path_for(object_id)
         scratch = _fresh_scratch(path)
         conn: apsw.Connection | None = None
+        early_sync: _EarlySync | None = None
         try:
-            scratch.write_bytes(_empty_image(tuple(self.cls.MIGRATIONS)))  # (synced with the rest below)
+            if isinstance(build, FileBuild):
+                build.write_file(scratch)  # its own first content
+                # Most of the file is written now: its pages go to disk while the build goes
+                # on, so the fsync below waits only for what the build adds.
+                early_sync = _EarlySync(scratch)
+            else:
+                scratch.write_bytes(_empty_image(tuple(self.cls.MIGRATIONS)))  # (synced below)
             conn = apsw.Connection(str(scratch))
             conn.execute("PRAGMA journal_mode = OFF")
             conn.execute("PRAGMA synchronous = OFF")
             result = build(self.cls(conn, object_id))
             conn.close()
+            if early_sync is not None:
+                early_sync.join()
             _fsync_path(scratch)
             os.replace(scratch, path)
         except BaseException:
             if conn is not None:
                 conn.close()
+            if early_sync is not None:
+                early_sync.join(check=False)
             remove_scratch(path)
             raise
         _fsync_path(path.parent, directory=True)

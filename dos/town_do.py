@@ -10,7 +10,7 @@ from typing import Any
 import msgspec
 
 from dos.kv import kv_get, kv_put
-from dos.runtime import DurableObject, open_snapshot_reader
+from dos.runtime import DurableObject, export_scratch, open_snapshot_reader
 from town import (
     agents,
     alarm_status,
@@ -22,12 +22,13 @@ from town import (
     demo,
     fork_export,
     fork_import,
+    fork_schema,
     merge_queue,
     rigs,
     town_status,
     wasteland,
 )
-from town.fork_payload import ExportPart
+from town.fork_payload import ExportPart, FileChunk, ForkExportSummary
 from town.schema import TOWN_MIGRATIONS
 
 FORKED_FROM_KEY = "town:forked_from"
@@ -129,19 +130,16 @@ class TownDO(DurableObject):
         return demo.populate_town(self.conn, **options)
 
     # -- fork ---------------------------------------------------------------------------------
-    def import_fork_from(
-        self,
-        source: Path,
-        options: fork_export.ExportOptions,
-        rig_id_mapping: dict[str, str],
-        progress: fork_import.Progress | None = None,
+    # A fork's new town is created whole (`Namespace.create`) from the rows file the export
+    # sent (dos/fork_build.py): it is checked before the town's first write, then completed.
+    def check_rows_file(self, received: fork_import.Received) -> None:
+        fork_import.check_rows_file(self.conn, received)
+
+    def finish_fork_import(
+        self, received: fork_import.Received, forked_at: str, progress: fork_import.Progress | None = None
     ) -> fork_import.ImportReport:
-        """Stream the source's snapshot straight into this new town, part by part: one read
-        transaction on the source (consistent, and the source keeps taking writes); memory is
-        bounded by the part size. Only while the town's database is being created
-        (`Namespace.create`): the load runs outside any transaction. `progress` hears each
-        phase and the rows done (from this worker thread)."""
-        return copy_fork(self.conn, source, options, rig_id_mapping, progress)
+        """Rigs, indexes and config of the new town; `progress` hears each phase (this thread)."""
+        return fork_import.finish_import(self.conn, received, forked_at, progress)
 
     def configure_fork_rigs(
         self, user_id: str, kilocode_token: str, rigs_and_creds: list[tuple[rigs.TownRig, Any]]
@@ -250,29 +248,47 @@ class TownDO(DurableObject):
         return convoys.convoy_remove_bead(self.conn, convoy_id, bead_id)
 
 
-def copy_fork(
-    target: Any,
-    source: Path,
-    options: fork_export.ExportOptions,
-    rig_id_mapping: dict[str, str],
-    progress: fork_import.Progress | None = None,
-) -> fork_import.ImportReport:
-    """Export from `source` (read-only snapshot) into `target` (a connection, or None for a
-    dry run, which reads counts only)."""
-    if target is None:
-        options = msgspec.structs.replace(options, rows=False)
+# The rows file is written in chunks of this size (bounded memory in flight, between machines too).
+ROWS_FILE_CHUNK_BYTES = 1 << 20
+
+
+def fork_counts(source: Path, options: fork_export.ExportOptions) -> fork_import.ImportReport:
+    """What a fork of the town at `source` would copy (a dry run: counts only, no rows file)."""
+    options = msgspec.structs.replace(options, rows=False)
     with contextlib.closing(exported_parts(source, options)) as parts:
-        return fork_import.import_fork(target, parts, rig_id_mapping=rig_id_mapping, progress=progress)
+        return fork_import.report_of(fork_import.receive_fork(parts, None))
 
 
 def exported_parts(source: Path, options: fork_export.ExportOptions) -> Generator[ExportPart, None, None]:
-    """The fork export of the town database at `source`, part by part, read through a reader
-    of its own in one read transaction (a consistent snapshot; the town keeps taking writes).
-    Closing the iterator ends the transaction and closes the reader."""
+    """The fork export of the town database at `source`: its header, the rows written, the
+    rows file's bytes and its summary. The rows are read through a reader of its own in one
+    read transaction (a consistent snapshot; the town keeps taking writes) into a private rows
+    file beside the source, which is sent once complete and removed when the iterator is
+    closed (or at startup, after a crash: it is a scratch file of the source's)."""
     reader = open_snapshot_reader(source)
+    rows_file = export_scratch(source) if options.rows else None
     try:
-        fork_export.attach_part_schema(reader)  # before the read transaction (ATTACH can't run in one)
+        if rows_file is not None:
+            rows_file.write_bytes(fork_schema.rows_file_image())
+            fork_export.attach_rows_file(reader, str(rows_file))  # before the read transaction
+        summary: ForkExportSummary | None = None
         with reader:
-            yield from fork_export.export_parts(reader, options)
+            for part in fork_export.export_parts(reader, options):
+                if isinstance(part, ForkExportSummary):
+                    summary = part  # sent last, after the file
+                else:
+                    yield part
+        assert summary is not None  # export_parts always ends with it
+        if rows_file is not None:
+            fork_export.detach_rows_file(reader)  # (writes out what SQLite still held of it)
+            size = 0
+            with open(rows_file, "rb") as file:
+                while chunk := file.read(ROWS_FILE_CHUNK_BYTES):
+                    size += len(chunk)
+                    yield FileChunk(data=chunk)
+            summary = msgspec.structs.replace(summary, file_bytes=size)
+        yield summary
     finally:
         reader.close()
+        if rows_file is not None:
+            rows_file.unlink(missing_ok=True)

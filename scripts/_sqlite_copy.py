@@ -28,7 +28,7 @@ from pathlib import Path
 from dos.migrations import apply_migrations
 from dos.runtime import open_database
 from town import fork_export
-from town.fork_import import drop_secondary_indexes
+from town.fork_schema import drop_secondary_indexes
 from town.schema import TOWN_MIGRATIONS
 
 # Page cache of the copy, KiB; None keeps SQLite's default, as the fork import does (a 64 MiB

@@ -1,8 +1,11 @@
-"""Export a town for a fork (fork.md §3): one read transaction, streamed in bounded parts.
+"""Export a town for a fork (fork.md §3): one read transaction, its rows written into a rows file.
 
 Which beads are copied is one SQL predicate (`_COPIED`), so parents, events, edges and
-satellites are filtered by the database, not by a Python set of ids: memory stays bounded by
-the part size whatever the town's size.
+satellites are filtered by the database, not by a Python set of ids. The rows go straight from
+the source into the rows file (town.fork_payload explains it), attached to the export's reader
+by the caller, already as the new town keeps them: cleared columns cleared, parents resolved
+and rig ids mapped to the new town's. Memory stays bounded whatever the town's size: the rows
+file is on disk, and SQLite's sorter spills there too.
 """
 
 from __future__ import annotations
@@ -14,20 +17,19 @@ import apsw
 import msgspec
 
 from dos.kv import kv_get
-from town.clock import now_iso
+from town.clock import new_id, now_iso
 from town.config import CONFIG_KEY, TownConfig, new_town_defaults
 from town.fork_payload import (
     COPIED_CONFIG_FIELDS,
     GIT_AUTHOR_FIELDS,
-    PART_COLUMNS,
+    LOADED_COLUMNS,
     ExportPart,
     ExportRig,
     ForkConfig,
     ForkExportHeader,
-    ForkExportPayload,
     ForkExportSummary,
     LoadedTable,
-    RowImage,
+    RowsWritten,
     RowTotals,
     SkippedCounts,
 )
@@ -54,21 +56,70 @@ _DROP_COPIED = f"DROP TABLE IF EXISTS {_COPIED_TABLE}"
 _C = _COPIED_TABLE
 _IN_C = f"(SELECT bead_id FROM {_C})"
 
+# Rig ids are mapped on the way into the rows file: the beads' `rig_id` column through a rig map
+# of this connection, and the top-level `rig_id`/`rigId` strings of bead and event metadata
+# through Python (`_Remapper.metadata`), but only on rows that name a rig by a string, so the
+# other rows never leave SQLite.
+_RIGMAP = "temp.fork_rigmap"  # source rig id -> new rig id
+_META_FN = "fork_rig_metadata"
+_RIG_KEYS = ("rig_id", "rigId")
+
+
+def _mapped_rig(column: str) -> str:
+    return f"(SELECT new FROM {_RIGMAP} WHERE old = {column})"
+
+
+def _mapped_metadata(column: str) -> str:
+    # (The substring tests first: most rows stop there, before any JSON is parsed.)
+    mentions = " OR ".join(f"instr({column}, '{key}') > 0" for key in _RIG_KEYS)
+    is_text = " OR ".join(f"json_type({column}, '$.{key}') = 'text'" for key in _RIG_KEYS)
+    return f"CASE WHEN ({mentions}) AND json_valid({column}) AND ({is_text}) THEN {_META_FN}({column}) ELSE {column} END"
+
+
+class _Remapper:
+    """Maps source rig ids in metadata JSON to the new town's and counts the ones it cleared."""
+
+    def __init__(self, mapping: dict[str, str]) -> None:
+        self.mapping = mapping
+        self.unmapped = 0
+
+    def metadata(self, text: str | None) -> str | None:
+        """Map the top-level `rig_id`/`rigId` strings of a JSON object; other text is kept."""
+        if text is None:
+            return None
+        try:
+            value = msgspec.json.decode(text)
+        except msgspec.DecodeError:
+            return text
+        if not isinstance(value, dict):
+            return text
+        changed = False
+        for key in _RIG_KEYS:
+            old = value.get(key)
+            if isinstance(old, str):
+                new = self.mapping.get(old)
+                if new is None:
+                    self.unmapped += 1
+                value[key] = new
+                changed = True
+        return msgspec.json.encode(value).decode() if changed else text
+
+
 # The rows of each loaded table, in the target table's own columns (town.fork_payload.
-# PART_COLUMNS, cleared columns cleared) and in its key order. Beads, edges and satellites walk
-# the copied ids (CROSS JOIN keeps them the outer loop), so they come out sorted, and each part
-# continues the walk after the previous part's last key (`?`: '' before the first part) up to
-# the part size (`?`). Events are read bead by bead (the bead index keeps each bead's events
-# together on disk) and sorted whole: straight into the part when they fit in one, else once
-# into a temporary table the parts are cut from. Walking the events' own key instead costs a
-# random row read per event (2-3x slower).
+# LOADED_COLUMNS, cleared columns cleared, rig ids mapped) and in its key order. Beads, edges
+# and satellites walk the copied ids (CROSS JOIN keeps them the outer loop), so they come out
+# sorted, written `part_rows` at a time (for progress), each step continuing the walk after the
+# last key written (`?`: '' before the first) up to the step's size (`?`). Events are read bead
+# by bead (the bead index keeps each bead's events together on disk) and sorted whole, straight
+# into the rows file. Walking the events' own key instead costs a random row read per event
+# (2-3x slower).
 
 class _Rows(NamedTuple):
     table: LoadedTable
-    columns: str  # the part's columns, in PART_COLUMNS order
+    columns: str  # the SELECT's columns, in LOADED_COLUMNS order
     source: str  # FROM ... [WHERE ...]: the rows, and what counting them reads
     order: str  # ORDER BY ... [LIMIT ?]
-    key: tuple[str, ...]  # part columns a walk continues after; () = sorted whole, then cut
+    key: tuple[str, ...]  # columns a walk continues after; () = sorted whole, in one step
 
     @property
     def sql(self) -> str:
@@ -81,15 +132,16 @@ class _Rows(NamedTuple):
 
     @property
     def start(self) -> tuple[Any, ...]:
-        """Bindings of a walk's start (before the first key); `sql` takes the part size after."""
+        """Bindings of a walk's start (before the first key); `sql` takes the step size after."""
         return ("",) * len(self.key)
 
 
 _BEADS = _Rows(
     "beads",
-    f"""b.bead_id, b.type, b.status, b.title, b.body, b.rig_id,
+    f"""b.bead_id, b.type, b.status, b.title, b.body, {_mapped_rig("b.rig_id")},
        CASE WHEN b.parent_bead_id IN {_IN_C} THEN b.parent_bead_id END, NULL,
-       b.priority, b.labels, b.metadata, 0, NULL, b.created_by, b.created_at, b.updated_at, b.closed_at""",
+       b.priority, b.labels, {_mapped_metadata("b.metadata")}, 0, NULL, b.created_by, b.created_at, b.updated_at,
+       b.closed_at""",
     f"FROM {_C} c CROSS JOIN beads b ON b.bead_id = c.bead_id WHERE c.bead_id > ?",
     "ORDER BY c.bead_id LIMIT ?",
     ("bead_id",),
@@ -97,7 +149,8 @@ _BEADS = _Rows(
 
 _EVENTS = _Rows(
     "bead_events",
-    "e.bead_event_id, e.bead_id, e.agent_id, e.event_type, e.old_value, e.new_value, e.metadata, e.created_at",
+    f"e.bead_event_id, e.bead_id, e.agent_id, e.event_type, e.old_value, e.new_value, {_mapped_metadata('e.metadata')},"
+    " e.created_at",
     f"FROM {_C} c CROSS JOIN bead_events e ON e.bead_id = c.bead_id",
     "ORDER BY e.bead_event_id",
     (),
@@ -167,13 +220,12 @@ SELECT
      WHERE b.parent_bead_id IS NOT NULL AND b.parent_bead_id NOT IN {_IN_C})"""
 
 
-
 def _stale_refs(table: str) -> str:
     """Copied rows' top-level metadata rig ids (`rig_id`, `rigId`) naming a rig the source lacks."""
     stale = " + ".join(
         f"iif(json_type(t.metadata, '$.{key}') = 'text'"
         f" AND json_extract(t.metadata, '$.{key}') NOT IN (SELECT id FROM rigs), 1, 0)"
-        for key in ("rig_id", "rigId")
+        for key in _RIG_KEYS
     )
     return (
         f"(SELECT coalesce(sum({stale}), 0) FROM {_C} c CROSS JOIN {table} t ON t.bead_id = c.bead_id"
@@ -181,19 +233,21 @@ def _stale_refs(table: str) -> str:
     )
 
 
-# What an import clears: references to rigs the source no longer has (every rig it has is
-# mapped to a new one).
-_UNMAPPED_SQL = f"""
-SELECT (SELECT count(*) FROM {_C} c CROSS JOIN beads b ON b.bead_id = c.bead_id
-          WHERE b.rig_id IS NOT NULL AND b.rig_id NOT IN (SELECT id FROM rigs))
-  + {_stale_refs("beads")} + {_stale_refs("bead_events")}"""
+# What a fork clears: references to rigs the source no longer has (every rig it has is mapped
+# to a new one). A copy counts the metadata ones as it maps them; a count-only export reads them.
+_UNMAPPED_COLUMNS_SQL = f"""SELECT count(*) FROM {_C} c CROSS JOIN beads b ON b.bead_id = c.bead_id
+  WHERE b.rig_id IS NOT NULL AND b.rig_id NOT IN (SELECT id FROM rigs)"""
+_UNMAPPED_SQL = f"""SELECT ({_UNMAPPED_COLUMNS_SQL}) + {_stale_refs("beads")} + {_stale_refs("bead_events")}"""
 
 
 class ExportOptions(msgspec.Struct, frozen=True, kw_only=True):
     source_town_id: str
     include_env_vars: bool  # the caller asked for them AND may see the source's secrets
     include_git_author: bool
-    part_rows: int = DEFAULT_PART_ROWS
+    # Source rig id -> the new town's id for it (decided before the export, so the new owner's
+    # credentials can be fetched first); a rig it lacks gets a fresh id (the header says which).
+    rig_id_mapping: dict[str, str] = {}
+    part_rows: int = DEFAULT_PART_ROWS  # rows written per step (progress), at most
     rows: bool = True  # False: header and summary only (a dry run needs the counts, not the rows)
 
 
@@ -222,17 +276,39 @@ def secrets_present(config: TownConfig) -> list[str]:
     return names
 
 
-def export_parts(conn: apsw.Connection, options: ExportOptions) -> Iterator[ExportPart]:
-    """Header, row parts of at most `part_rows` rows, then the summary.
+# The rows file, attached to the export's reader (outside any transaction; ATTACH cannot run in
+# one) by `attach_rows_file`. Writing it inside the read transaction never touches the source's
+# own database.
+ROWS_SCHEMA = "fork_rows"
 
-    The caller attached the part schema (`attach_part_schema`) and holds one read transaction
-    around the whole iteration (a consistent snapshot).
+
+def attach_rows_file(conn: apsw.Connection, path: str) -> None:
+    """Attach an empty rows file (a copy of town.fork_schema.rows_file_image()) for writing:
+    no journal and no sync (it is private, and a failed export only discards it)."""
+    conn.execute(f"ATTACH DATABASE ? AS {ROWS_SCHEMA}", (path,))
+    conn.execute(f"PRAGMA {ROWS_SCHEMA}.journal_mode = OFF")
+    conn.execute(f"PRAGMA {ROWS_SCHEMA}.synchronous = OFF")
+
+
+def detach_rows_file(conn: apsw.Connection) -> None:
+    """Detach the rows file again, if attached (outside any transaction)."""
+    if ROWS_SCHEMA in {str(row[1]) for row in conn.execute("PRAGMA database_list")}:
+        conn.execute(f"DETACH DATABASE {ROWS_SCHEMA}")
+
+
+def export_parts(conn: apsw.Connection, options: ExportOptions) -> Iterator[ExportPart]:
+    """Header, progress as rows are written into the rows file (`RowsWritten`), then the summary.
+
+    The caller holds one read transaction around the whole iteration (a consistent snapshot)
+    and, unless `options.rows` is False, attached the rows file (`attach_rows_file`); it sends
+    the file's bytes after the rows (the summary's `file_bytes` is left for it to fill in).
     """
     config = stored_config(conn)
     rigs = [
         ExportRig(id=r[0], name=r[1], git_url=r[2], default_branch=r[3], config=r[4] or "{}")
         for r in conn.execute("SELECT id, name, git_url, default_branch, config FROM rigs ORDER BY created_at, id")
     ]
+    mapping = {rig.id: options.rig_id_mapping.get(rig.id) or new_id() for rig in rigs}
     conn.execute(_DROP_COPIED)  # a connection that exported before (tests reuse one)
     for statement in _MAKE_COPIED:
         conn.execute(statement)
@@ -244,18 +320,25 @@ def export_parts(conn: apsw.Connection, options: ExportOptions) -> Iterator[Expo
         env_var_keys=sorted(config.env_vars),
         secrets_not_copied=secrets_present(config),
         rigs=rigs,
+        rig_id_mapping=mapping,
         totals=totals,
     )
     if options.rows:
-        for rows in _ROWS:
-            yield from _row_images(conn, rows, getattr(totals, rows.table), options.part_rows)
+        remap = _Remapper(mapping)
+        unmapped_columns = _one_row(conn, _UNMAPPED_COLUMNS_SQL)[0]
+        _start_rig_map(conn, remap)
+        try:
+            for rows in _ROWS:
+                yield from _write_rows(conn, rows, options.part_rows)
+        finally:
+            _end_rig_map(conn)
+        unmapped = unmapped_columns + remap.unmapped
+    else:
+        unmapped = _one_row(conn, _UNMAPPED_SQL)[0]
     counts = _one_row(conn, _SKIPPED_SQL)
     skipped = SkippedCounts(**dict(zip(SkippedCounts.__struct_fields__, counts[:9], strict=True)))
     skipped.bead_events -= totals.bead_events
     skipped.bead_dependencies -= totals.bead_dependencies
-    # A streamed import counts the references it clears itself; only a count-only export
-    # (dry run) pays for finding them here.
-    unmapped = None if options.rows else _one_row(conn, _UNMAPPED_SQL)[0]
     conn.execute(_DROP_COPIED)
     yield ForkExportSummary(skipped=skipped, parents_detached=counts[9], rig_refs_unmapped=unmapped)
 
@@ -266,88 +349,37 @@ def _one_row(conn: apsw.Connection, sql: str, args: tuple[Any, ...] = ()) -> tup
     return tuple(row)
 
 
-# The in-memory database each row part is built in and serialized from. It is attached before
-# the export's read transaction (ATTACH cannot run inside one); writing it inside that
-# transaction never touches the source's own database.
-PART_SCHEMA = "fork_part"
+def _start_rig_map(conn: apsw.Connection, remap: _Remapper) -> None:
+    conn.create_scalar_function(_META_FN, remap.metadata, 1)  # type: ignore[arg-type]  # text in, text out
+    conn.execute("CREATE TEMP TABLE IF NOT EXISTS fork_rigmap (old TEXT PRIMARY KEY, new TEXT NOT NULL) WITHOUT ROWID")
+    conn.execute(f"DELETE FROM {_RIGMAP}")
+    conn.executemany(f"INSERT INTO {_RIGMAP} (old, new) VALUES (?, ?)", list(remap.mapping.items()))
 
 
-def _has_part_schema(conn: apsw.Connection) -> bool:
-    return PART_SCHEMA in {str(row[1]) for row in conn.execute("PRAGMA database_list")}
+def _end_rig_map(conn: apsw.Connection) -> None:
+    conn.execute(f"DROP TABLE IF EXISTS {_RIGMAP}")
+    conn.create_scalar_function(_META_FN, None)
 
 
-def attach_part_schema(conn: apsw.Connection) -> None:
-    """Give `conn` the scratch database row parts are built in (outside any transaction)."""
-    if not _has_part_schema(conn):
-        conn.execute(f"ATTACH DATABASE ':memory:' AS {PART_SCHEMA}")
-
-
-def detach_part_schema(conn: apsw.Connection) -> None:
-    """Drop the scratch database again, if attached (outside any transaction)."""
-    if _has_part_schema(conn):
-        conn.execute(f"DETACH DATABASE {PART_SCHEMA}")
-
-
-def _gathered(table: str) -> str:
-    return f"temp.fork_rows_{table}"
-
-
-def _gather(conn: apsw.Connection, rows: _Rows) -> int:
-    conn.execute(f"DROP TABLE IF EXISTS {_gathered(rows.table)}")
-    conn.execute(f"CREATE TABLE {_gathered(rows.table)} AS {rows.sql}")
-    # (CREATE TABLE AS does not report its rows as changes; its last rowid is the count.)
-    return int(_one_row(conn, f"SELECT coalesce(max(rowid), 0) FROM {_gathered(rows.table)}")[0])
-
-
-def _row_images(conn: apsw.Connection, rows: _Rows, total: int, size: int) -> Iterator[RowImage]:
-    """One table's `total` rows, `size` at a time, each part a serialized one-table database."""
-    part = f"{PART_SCHEMA}.{rows.table}"
-    columns = ", ".join(f'"{c}"' for c in PART_COLUMNS[rows.table])
-    # Untyped columns: the values stay exactly as read; the target's own types apply on load.
-    conn.execute(f"CREATE TABLE {part} ({columns})")
-    try:
-        for count in _fill_parts(conn, part, rows, total, size):
-            image = conn.serialize(PART_SCHEMA)
-            assert image is not None  # the part database holds a table, so it has pages
-            yield RowImage(table=rows.table, rows=count, image=image)
-    finally:
-        conn.execute(f"DROP TABLE IF EXISTS {part}")
-        conn.execute(f"DROP TABLE IF EXISTS {_gathered(rows.table)}")
-
-
-def _fill_parts(conn: apsw.Connection, part: str, rows: _Rows, total: int, size: int) -> Iterator[int]:
-    """Fill `part` with each next part's rows in turn; yields each part's row count."""
+def _write_rows(conn: apsw.Connection, rows: _Rows, size: int) -> Iterator[RowsWritten]:
+    """Copy one table's rows into the rows file in key order, `size` at a time (sorted whole in
+    one step when the rows have no walk key); yields each step's count."""
+    target = f"{ROWS_SCHEMA}.{rows.table}"
+    names = ", ".join(f'"{c}"' for c in LOADED_COLUMNS[rows.table])
+    insert = f"INSERT INTO {target} ({names}) {rows.sql}"
     if not rows.key:
-        if total <= size:  # one part: sorted straight into it
-            conn.execute(f"INSERT INTO {part} {rows.sql}")
-            yield conn.changes()
-            return
-        # Rows to cut are gathered first, sorted, into a temporary table (on disk past the page
-        # cache, so memory stays bounded); its rowids are 1..n in key order (filled in one go).
-        gathered = _gather(conn, rows)
-        fill = f"INSERT INTO {part} SELECT * FROM {_gathered(rows.table)} WHERE rowid > ? AND rowid <= ? ORDER BY rowid"
-        for first in range(0, gathered, size):
-            conn.execute(f"DELETE FROM {part}")
-            conn.execute(fill, (first, first + size))
-            yield conn.changes()
+        conn.execute(insert)
+        if count := conn.changes():
+            yield RowsWritten(table=rows.table, rows=count)
         return
     last = rows.start
-    tail = f"SELECT {', '.join(rows.key)} FROM {part} ORDER BY rowid DESC LIMIT 1"
+    # (The file's tables are rowid tables filled in key order: the last rowid is the last key.)
+    tail = f"SELECT {', '.join(rows.key)} FROM {target} ORDER BY rowid DESC LIMIT 1"
     while True:
-        conn.execute(f"DELETE FROM {part}")
-        conn.execute(f"INSERT INTO {part} {rows.sql}", (*last, size))
+        conn.execute(insert, (*last, size))
         count = conn.changes()
-        if count == 0:
-            return
-        yield count
+        if count:
+            yield RowsWritten(table=rows.table, rows=count)
         if count < size:
             return
         last = tuple(conn.execute(tail).fetchone() or last)
-
-
-def export_for_fork(conn: apsw.Connection, options: ExportOptions) -> ForkExportPayload:
-    """The whole payload at once, in one read transaction (for small towns and tests)."""
-    attach_part_schema(conn)
-    with conn:
-        payload = ForkExportPayload(parts=list(export_parts(conn, options)))
-    return payload

@@ -1,19 +1,17 @@
-"""Import a fork export into a new town (fork.md §3), loaded the way SQLite loads fastest.
+"""Import a fork export into a new town (fork.md §3), the way SQLite loads fastest.
 
-The target is a new town's private database that nothing can see until it is published (the
-runtime builds it as a scratch file that becomes the town's file only when complete, see
-`dos.runtime.Namespace.create`), so the load runs outside any transaction: each row part (a
-serialized one-table database) is attached by `deserialize`, which SQLite refuses inside a
-transaction, and copied with one INSERT ... SELECT. Secondary indexes are dropped first and
-built once at the end; rows arrive in key order, so every key b-tree grows append-only.
-
-Rig ids are remapped everywhere they appear (the `rig_id` column and the top-level
-`rig_id`/`rigId` metadata keys of beads and events); ids of beads and events are kept.
+The export's rows arrive as a rows file (town.fork_payload explains it): every copied row
+already as the new town keeps it, in key order, without the loaded tables' secondary indexes.
+`receive_fork` writes its bytes out as they come; they become the new town's private database
+file, which nothing can see until it is published (the runtime builds it as a scratch file that
+becomes the town's file only when complete, see `dos.runtime.Namespace.create`). On that file,
+`check_rows_file` makes sure it is what the header announced, and after the town's own first
+write `finish_import` adds its rigs, builds the indexes once and lays the copied config over
+the new town's defaults. So each row is copied by SQL once, on the exporting side.
 """
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Callable, Iterable
 from typing import Literal
 
@@ -21,25 +19,22 @@ import apsw
 import msgspec
 
 from dos.kv import kv_put
-from town.clock import new_id, now_iso
 from town.config import CONFIG_KEY, TownConfig, get_config
 from town.errors import BadRequest
-from town.fork_export import PART_SCHEMA, attach_part_schema, detach_part_schema
 from town.fork_payload import (
     FORK_PAYLOAD_VERSION,
     LOADED_TABLES,
-    PART_COLUMNS,
     ExportPart,
     ExportRig,
+    FileChunk,
     ForkConfig,
     ForkExportHeader,
     ForkExportSummary,
-    RowImage,
+    RowsWritten,
     RowTotals,
     SkippedCounts,
 )
-
-_RIG_KEYS = ("rig_id", "rigId")
+from town.fork_schema import loaded_indexes, rows_file_schema, schema_of, schema_version
 
 
 class CopiedCounts(RowTotals, kw_only=True):
@@ -61,116 +56,113 @@ class ImportReport(msgspec.Struct, kw_only=True):
     secrets_not_copied: list[str]
 
 
+class Received(msgspec.Struct, kw_only=True):
+    """What `receive_fork` took from a payload (the rows file itself went to its sink)."""
+
+    header: ForkExportHeader
+    summary: ForkExportSummary
+    file_bytes: int
+
+
 ForkPhase = Literal["export", "import", "indexes", "config"]
 # (phase, rows done, rows total); called from the importing thread.
 Progress = Callable[[ForkPhase, int, int], None]
 
 
-class _Remapper:
-    """Maps source rig ids in metadata JSON to the new town's and counts the ones it cleared."""
-
-    def __init__(self, mapping: dict[str, str]) -> None:
-        self.mapping = mapping
-        self.unmapped = 0
-
-    def rig(self, rig_id: str | None) -> str | None:
-        if rig_id is None:
-            return None
-        new = self.mapping.get(rig_id)
-        if new is None:
-            self.unmapped += 1
-        return new
-
-    def metadata(self, text: str | None) -> str | None:
-        """Map the top-level `rig_id`/`rigId` strings of a JSON object; other text is kept."""
-        if text is None:
-            return None
-        try:
-            value = msgspec.json.decode(text)
-        except msgspec.DecodeError:
-            return text
-        if not isinstance(value, dict):
-            return text
-        changed = False
-        for key in _RIG_KEYS:
-            old = value.get(key)
-            if isinstance(old, str):
-                value[key] = self.rig(old)
-                changed = True
-        return msgspec.json.encode(value).decode() if changed else text
+def _quiet(_phase: ForkPhase, _done: int, _total: int) -> None:
+    return None
 
 
-# SQL names the load uses on the importing connection.
-_META_FN = "fork_rig_metadata"  # _Remapper.metadata
-_RIGMAP = "temp.fork_rigmap"  # source rig id -> new rig id
+def receive_fork(
+    parts: Iterable[ExportPart], write: Callable[[bytes], object] | None, progress: Progress | None = None
+) -> Received:
+    """Take a payload's parts in order, passing the rows file's bytes to `write` (None: a
+    count-only payload, which has no file). Reports the rows as the exporter writes them."""
+    progress = progress or _quiet
+    header: ForkExportHeader | None = None
+    summary: ForkExportSummary | None = None
+    written = received = 0
+    for part in parts:
+        if isinstance(part, ForkExportHeader):
+            if header is not None:
+                raise BadRequest("Fork payload has two headers")
+            if part.version != FORK_PAYLOAD_VERSION:
+                raise BadRequest(f"Unsupported fork payload version {part.version}")
+            header = part
+            progress("export", 0, header.totals.rows)
+        elif header is None:
+            raise BadRequest("Fork payload rows arrived before its header")
+        elif isinstance(part, RowsWritten):
+            written += part.rows
+            progress("import", written, header.totals.rows)
+        elif isinstance(part, FileChunk):
+            if write is None:
+                raise BadRequest("Fork payload carries rows where none were asked for")
+            write(part.data)
+            received += len(part.data)
+        else:
+            summary = part
+    if header is None or summary is None:
+        raise BadRequest("Incomplete fork payload: header or summary missing")
+    if write is not None and (received == 0 or received != summary.file_bytes or written != header.totals.rows):
+        raise BadRequest(
+            f"Incomplete fork payload: {received} of {summary.file_bytes} bytes of its rows file,"
+            f" {written} of {header.totals.rows} rows"
+        )
+    return Received(header=header, summary=summary, file_bytes=received)
 
 
-def _load_sql(table: str) -> str:
-    """INSERT of one part's rows in their key order, rig ids mapped on the way: the `rig_id`
-    column through the rig map, metadata JSON through Python but only on rows that name a rig
-    by a string, so the other rows never leave SQLite."""
-
-    def value(column: str) -> str:
-        if column == "rig_id" and table == "beads":
-            return f"(SELECT new FROM {_RIGMAP} WHERE old = p.rig_id)"
-        if column == "metadata" and table in ("beads", "bead_events"):
-            # SQLite finds the rows whose top-level rig_id/rigId is a string (many carry null);
-            # only those go through Python, which maps them as every other rig reference.
-            # (The substring tests first: most rows stop there, before any JSON is parsed.)
-            mentions = " OR ".join(f"instr(p.metadata, '{key}') > 0" for key in _RIG_KEYS)
-            is_text = " OR ".join(f"json_type(p.metadata, '$.{key}') = 'text'" for key in _RIG_KEYS)
-            return (
-                f"CASE WHEN ({mentions}) AND json_valid(p.metadata) AND ({is_text})"
-                f" THEN {_META_FN}(p.metadata) ELSE p.metadata END"
-            )
-        return f'p."{column}"'
-
-    columns = PART_COLUMNS[table]
-    names = ", ".join(f'"{c}"' for c in columns)
-    values = ", ".join(value(c) for c in columns)
-    return f"INSERT INTO main.{table} ({names}) SELECT {values} FROM {PART_SCHEMA}.{table} p ORDER BY p.rowid"
-
-
-_LOADS = {table: _load_sql(table) for table in LOADED_TABLES}
-# Bead rig ids the map cannot serve (a rig the source no longer has): cleared, and counted.
-_UNMAPPED_BEAD_RIGS = (
-    f"SELECT count(*) FROM {PART_SCHEMA}.beads WHERE rig_id IS NOT NULL AND rig_id NOT IN (SELECT old FROM {_RIGMAP})"
-)
-
-
-def import_fork(
-    conn: apsw.Connection | None,
-    parts: Iterable[ExportPart],
-    *,
-    rig_id_mapping: dict[str, str],
-    progress: Progress | None = None,
-) -> ImportReport:
-    """Write every part into this new, empty, still private town. `conn` must not be in a
-    transaction (see the module docstring; the caller discards the database if this fails).
-    With `conn=None` nothing is written (dryRun): the header's totals are what an import
-    would copy."""
-    report = (lambda *_: None) if progress is None else progress
-    load = _Load(conn, rig_id_mapping, report)
+def check_rows_file(conn: apsw.Connection, received: Received) -> None:
+    """The database `conn` opened (the received rows file) has exactly a rows file's schema,
+    exactly the rows the header announced, and nothing else: else BAD_REQUEST."""
     try:
-        for part in parts:
-            load.add(part)
-        header, summary = load.header, load.summary
-        if header is None or summary is None:
-            raise BadRequest("Incomplete fork payload: header or summary missing")
-        load.finish()
-    except BaseException:
-        with contextlib.suppress(apsw.Error):  # the load's own error is the one to report
-            load.close()
-        raise
-    load.close()
-    unmapped = load.remap.unmapped + load.unmapped_columns if summary.rig_refs_unmapped is None else summary.rig_refs_unmapped
+        schema = tuple(schema_of(conn))
+        version = int(conn.execute("PRAGMA user_version").fetchone()[0])  # type: ignore[index]
+        tables = [name for kind, name, _, _ in schema if kind == "table"]
+        counts = dict(zip(tables, _one_row(conn, "SELECT " + ", ".join(f'(SELECT count(*) FROM "{t}")' for t in tables))))
+    except apsw.Error as exc:
+        raise BadRequest("Fork payload's rows file is not a valid database") from exc
+    if schema != rows_file_schema() or version != schema_version():
+        raise BadRequest("Fork payload's rows file does not have a town's schema")
+    totals = received.header.totals
+    for table, count in counts.items():
+        expected = getattr(totals, table) if table in LOADED_TABLES else 0
+        if count != expected:
+            raise BadRequest(f"Fork payload's rows file holds {count} rows of {table}, not {expected}")
+
+
+def finish_import(
+    conn: apsw.Connection, received: Received, forked_at: str, progress: Progress | None = None
+) -> ImportReport:
+    """Complete the new town over its checked rows file (after the town's own first write):
+    its rigs (created at the fork's time), the loaded tables' indexes (built once, now that
+    every row is in), its config."""
+    progress = progress or _quiet
+    header = received.header
+    total = header.totals.rows
+    _insert_rigs(conn, header, forked_at)
+    progress("indexes", total, total)
+    try:
+        with conn:  # one transaction for the builds
+            for _, sql in loaded_indexes():
+                conn.execute(sql)
+    except apsw.ConstraintError as exc:  # (a unique index over rows the source could not hold)
+        raise BadRequest("Fork payload's rows break a unique index of a town") from exc
+    progress("config", total, total)
+    _apply_config(conn, header.config)
+    return report_of(received)
+
+
+def report_of(received: Received) -> ImportReport:
+    """The import's report: the header's plan (the rows file was checked to hold exactly it)."""
+    header, summary = received.header, received.summary
     return ImportReport(
         source_town_id=header.source_town_id,
-        copied=load.copied,
+        copied=CopiedCounts(**msgspec.structs.asdict(header.totals), rigs=len(header.rigs)),
         skipped=summary.skipped,
         parents_detached=summary.parents_detached,
-        rig_refs_unmapped=unmapped,
-        rig_id_mapping=dict(rig_id_mapping),
+        rig_refs_unmapped=summary.rig_refs_unmapped,
+        rig_id_mapping=dict(header.rig_id_mapping),
         source_rigs=header.rigs,
         env_var_keys=header.env_var_keys,
         env_vars_copied=bool(header.config.env_vars),
@@ -178,111 +170,10 @@ def import_fork(
     )
 
 
-class _Load:
-    """One import's state: the header's plan, counts so far, the indexes to rebuild."""
-
-    def __init__(self, conn: apsw.Connection | None, mapping: dict[str, str], report: Progress) -> None:
-        self.conn, self.mapping, self.report = conn, mapping, report
-        self.copied = CopiedCounts()
-        self.header: ForkExportHeader | None = None
-        self.summary: ForkExportSummary | None = None
-        self.remap = _Remapper(mapping)
-        self.unmapped_columns = 0
-        self.indexes: list[tuple[str, str]] = []
-        self.total = self.done = 0
-        self.prepared = False
-
-    def add(self, part: ExportPart) -> None:
-        if isinstance(part, ForkExportHeader):
-            self._start(part)
-        elif isinstance(part, ForkExportSummary):
-            self.summary = part
-        elif self.conn is not None:
-            if not self.prepared:
-                raise BadRequest("Fork payload rows arrived before its header")
-            self._load(self.conn, part)
-
-    def _load(self, conn: apsw.Connection, part: RowImage) -> None:
-        table = part.table
-        try:
-            conn.deserialize(PART_SCHEMA, part.image)
-            found = tuple(str(row[1]) for row in conn.execute(f"PRAGMA {PART_SCHEMA}.table_info({table})"))
-            if found != PART_COLUMNS[table]:
-                raise BadRequest(f"Fork payload part for {table} does not hold its columns")
-            if table == "beads":
-                self.unmapped_columns += int(conn.execute(_UNMAPPED_BEAD_RIGS).fetchone()[0])  # type: ignore[index]
-            conn.execute(_LOADS[table])
-        except apsw.Error as exc:
-            raise BadRequest(f"Fork payload part for {table} is not a valid row image") from exc
-        rows = conn.changes()
-        if rows != part.rows:
-            raise BadRequest(f"Fork payload part for {table} holds {rows} rows, not {part.rows}")
-        setattr(self.copied, table, getattr(self.copied, table) + rows)
-        self.done += rows
-        self.report("import", self.done, self.total)
-
-    def _start(self, header: ForkExportHeader) -> None:
-        if header.version != FORK_PAYLOAD_VERSION:
-            raise BadRequest(f"Unsupported fork payload version {header.version}")
-        self.header = header
-        for rig in header.rigs:  # rigs the caller did not map get fresh ids
-            self.mapping.setdefault(rig.id, new_id())
-        self.total = header.totals.rows
-        self.report("export", 0, self.total)
-        conn = self.conn
-        if conn is None:
-            self.copied = CopiedCounts(**msgspec.structs.asdict(header.totals), rigs=len(header.rigs))
-            return
-        if conn.in_transaction:
-            raise RuntimeError("import_fork loads a private database outside any transaction")
-        attach_part_schema(conn)
-        conn.create_scalar_function(_META_FN, self.remap.metadata, 1)  # type: ignore[arg-type]  # text in, text out
-        conn.execute("CREATE TEMP TABLE IF NOT EXISTS fork_rigmap (old TEXT PRIMARY KEY, new TEXT NOT NULL) WITHOUT ROWID")
-        conn.execute(f"DELETE FROM {_RIGMAP}")
-        conn.executemany(f"INSERT INTO {_RIGMAP} (old, new) VALUES (?, ?)", list(self.mapping.items()))
-        self.indexes = drop_secondary_indexes(conn)
-        self.prepared = True
-        _insert_rigs(conn, header, self.mapping)
-        self.copied.rigs = len(header.rigs)
-
-    def finish(self) -> None:
-        conn, header = self.conn, self.header
-        if conn is None or header is None:
-            return
-        self.report("indexes", self.done, self.total)
-        with conn:  # one transaction for the builds (no journal to pay for here, one sync)
-            for _, sql in self.indexes:
-                conn.execute(sql)
-        self.indexes = []
-        self.report("config", self.done, self.total)
-        _apply_config(conn, header.config)
-
-    def close(self) -> None:
-        """Leave the connection as it was: no part schema, rig map or function of the load."""
-        conn = self.conn
-        if conn is None or not self.prepared or conn.in_transaction:
-            return
-        detach_part_schema(conn)  # first: a bad image there breaks other SQL
-        conn.execute(f"DROP TABLE IF EXISTS {_RIGMAP}")
-        conn.create_scalar_function(_META_FN, None)
-
-
-def drop_secondary_indexes(conn: apsw.Connection) -> list[tuple[str, str]]:
-    """Drop the loaded tables' own indexes (not the implicit key indexes, which cannot be
-    dropped); returns their exact definitions, re-run as stored so the schema ends identical."""
-    marks = ", ".join("?" for _ in LOADED_TABLES)
-    found = [
-        (str(name), str(sql))
-        for name, sql in conn.execute(
-            f"SELECT name, sql FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL AND tbl_name IN ({marks})"
-            " ORDER BY rowid",
-            LOADED_TABLES,
-        )
-    ]
-    with conn:
-        for name, _ in found:
-            conn.execute(f'DROP INDEX "{name}"')
-    return found
+def _one_row(conn: apsw.Connection, sql: str) -> tuple[int, ...]:
+    row = conn.execute(sql).fetchone()
+    assert row is not None  # a SELECT of subqueries always returns its one row
+    return tuple(int(v) for v in row)
 
 
 def _apply_config(conn: apsw.Connection, fork: ForkConfig) -> None:
@@ -300,14 +191,15 @@ def _apply_config(conn: apsw.Connection, fork: ForkConfig) -> None:
     kv_put(conn, CONFIG_KEY, checked)
 
 
-def _insert_rigs(conn: apsw.Connection, header: ForkExportHeader, mapping: dict[str, str]) -> None:
-    now = now_iso()
+def _insert_rigs(conn: apsw.Connection, header: ForkExportHeader, now: str) -> None:
+    mapping = header.rig_id_mapping
+    if any(rig.id not in mapping for rig in header.rigs):
+        raise BadRequest("Fork payload's header does not map every rig")
     rows = [(mapping[r.id], r.name, r.git_url, r.default_branch, r.config, now) for r in header.rigs]
-    conn.executemany(
-        "INSERT INTO rigs (id, name, git_url, default_branch, config, created_at) VALUES (?, ?, ?, ?, ?, ?)", rows
-    )
-
-
+    with conn:
+        conn.executemany(
+            "INSERT INTO rigs (id, name, git_url, default_branch, config, created_at) VALUES (?, ?, ?, ?, ?, ?)", rows
+        )
 
 
 def set_git_credentials(conn: apsw.Connection, token: str, installation_id: str | None) -> None:

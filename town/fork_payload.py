@@ -13,7 +13,7 @@ from msgspec import UNSET, UnsetType
 
 from town.config import ContainerConfig, CustomInstructions, RefineryConfig, RoleModels
 
-FORK_PAYLOAD_VERSION = 3  # 2: row tuples, header totals; 3: row parts as SQLite images
+FORK_PAYLOAD_VERSION = 4  # 2: row tuples, header totals; 3: row parts as SQLite images; 4: one rows file
 
 # TownConfig fields a fork copies (fork.md §3). Everything else is never copied.
 COPIED_CONFIG_FIELDS = (
@@ -71,23 +71,25 @@ class ForkExportHeader(msgspec.Struct, kw_only=True, tag="header"):
     env_var_keys: list[str]  # every env var key of the source, copied or not
     secrets_not_copied: list[str]  # names of secret settings the source has (never values)
     rigs: list[ExportRig]
+    rig_id_mapping: dict[str, str]  # every rig in `rigs` -> its id in the new town
     totals: RowTotals
 
 
-# Rows travel as SQLite database images: each row part is one small database holding one
-# table, named as the target table, whose columns are exactly the target's (cleared columns
-# already cleared, parents already resolved). The exporter builds it with INSERT ... SELECT and
-# serializes it; the importer deserializes it and loads it with one INSERT ... SELECT, so rows
-# never become Python objects on either side (the import's main lever, with key order and
-# late indexes). Only rig ids are mapped on the way in (the `rig_id` column and top-level
-# `rig_id`/`rigId` metadata keys of beads and events).
+# Rows travel as one SQLite database file, the rows file: a town's own schema without the
+# loaded tables' secondary indexes, holding only the copied rows, already as the new town keeps
+# them (cleared columns cleared, parents resolved, rig ids mapped to the new town's). The
+# exporter fills it beside the source with INSERT ... SELECT in key order (so rows never become
+# Python objects and every key b-tree grows append-only) and streams its bytes; the importer
+# writes those bytes as the new town's file, then adds what is the new town's own (identity,
+# ownership, rigs, config) and builds the indexes once. Each row is copied by SQL once, as
+# SQLite's own copy does; between machines the file moves as plain bytes.
 
 LoadedTable = Literal[
     "beads", "bead_events", "bead_dependencies", "review_metadata", "escalation_metadata", "convoy_metadata"
 ]
 
-# Each loaded table's columns as a part carries them (the target table's own columns, in order).
-PART_COLUMNS: dict[str, tuple[str, ...]] = {
+# The columns a fork copies of each loaded table (the target table's own columns, in order).
+LOADED_COLUMNS: dict[str, tuple[str, ...]] = {
     "beads": (
         "bead_id", "type", "status", "title", "body", "rig_id", "parent_bead_id", "assignee_agent_bead_id",
         "priority", "labels", "metadata", "dispatch_attempts", "last_dispatch_attempt_at", "created_by",
@@ -108,15 +110,20 @@ PART_COLUMNS: dict[str, tuple[str, ...]] = {
         "bead_id", "total_beads", "closed_beads", "landed_at", "feature_branch", "merge_mode", "staged",
     ),
 }
-LOADED_TABLES = tuple(PART_COLUMNS)  # the tables a fork loads, in load order
+LOADED_TABLES = tuple(LOADED_COLUMNS)  # the tables a fork loads, in load order
 
 
-class RowImage(msgspec.Struct, kw_only=True, tag="rows"):
-    """One part of rows: `rows` rows of `table`, in key order, as a serialized SQLite database."""
+class RowsWritten(msgspec.Struct, kw_only=True, tag="written"):
+    """Progress: the exporter has written `rows` more rows of `table` into the rows file."""
 
     table: LoadedTable
     rows: int
-    image: bytes
+
+
+class FileChunk(msgspec.Struct, kw_only=True, tag="chunk"):
+    """The next bytes of the rows file (sent after every row is in it)."""
+
+    data: bytes
 
 
 class RowTotals(msgspec.Struct, kw_only=True):
@@ -151,12 +158,12 @@ class ForkExportSummary(msgspec.Struct, kw_only=True, tag="summary"):
     skipped: SkippedCounts
     parents_detached: int
     # Rig references (bead rig_id columns, top-level metadata rig ids of copied beads and
-    # events) naming a rig the source no longer has, which an import clears. Counted here only
-    # for a count-only export (rows=False); a streamed import counts what it clears.
-    rig_refs_unmapped: int | None = None
+    # events) naming a rig the source no longer has: cleared in the copy.
+    rig_refs_unmapped: int
+    file_bytes: int = 0  # the rows file's size (0: a count-only export sends no file)
 
 
-ExportPart = ForkExportHeader | RowImage | ForkExportSummary
+ExportPart = ForkExportHeader | RowsWritten | FileChunk | ForkExportSummary
 
 
 class ForkExportPayload(msgspec.Struct, kw_only=True):

@@ -13,14 +13,16 @@ from town.fork_export import ExportOptions
 def _build(**callbacks: object) -> ForkBuild:
     return ForkBuild(
         rows=SourceFile(Path("/data/TownDO/source.sqlite3")),
-        options=ExportOptions(source_town_id="source", include_env_vars=True, include_git_author=False),
+        options=ExportOptions(
+            source_town_id="source", include_env_vars=True, include_git_author=False, rig_id_mapping={"old-rig": "new-rig"}
+        ),
         ownership={"owner_type": "user", "owner_user_id": "alice"},
-        mapping={"old-rig": "new-rig"},
         owner_user_id="alice",
         kilocode_token="minted",
         credentials={"new-rig": GitCredentials(token="ghs_x", installationId=7)},
         source_town_id="source",
         by_user_id="alice",
+        forked_at="2026-12-02T05:00:00.000Z",
         **callbacks,  # type: ignore[arg-type]
     )
 

@@ -11,9 +11,10 @@ import apsw
 import msgspec
 import pytest
 
+from dos import town_do
 from dos.kv import kv_get
 from dos.migrations import apply_migrations
-from dos.runtime import open_snapshot_reader
+from dos.town_do import exported_parts, fork_counts
 from tests.fork_fixtures import (
     COPIED_CONFIG,
     ENV_SECRET_CANARY,
@@ -34,14 +35,16 @@ from town import config as town_config
 from town import rigs
 from town.demo import populate_town
 from town.errors import BadRequest
-from town.fork_export import ExportOptions, attach_part_schema, export_for_fork, export_parts
-from town.fork_import import ImportReport, import_fork
+from town.fork_export import ExportOptions
+from town.fork_import import ImportReport, Progress, check_rows_file, finish_import, receive_fork, report_of
 from town.fork_payload import (
     FORK_PAYLOAD_VERSION,
+    ExportPart,
+    FileChunk,
     ForkExportHeader,
     ForkExportPayload,
     ForkExportSummary,
-    RowImage,
+    RowsWritten,
 )
 from town.schema import TOWN_MIGRATIONS
 
@@ -90,10 +93,20 @@ class Source:
             conn, rig_a=self.rig_a, rig_b=self.rig_b, gone_rig=self.gone_rig
         )
 
-    def options(self, *, env: bool = True, git_author: bool = True, part_rows: int = 2000) -> ExportOptions:
+    def options(
+        self, *, env: bool = True, git_author: bool = True, part_rows: int = 2000, mapping: dict[str, str] | None = None
+    ) -> ExportOptions:
         return ExportOptions(
-            source_town_id=SOURCE_ID, include_env_vars=env, include_git_author=git_author, part_rows=part_rows
+            source_town_id=SOURCE_ID,
+            include_env_vars=env,
+            include_git_author=git_author,
+            part_rows=part_rows,
+            rig_id_mapping=mapping or {},
         )
+
+    def export(self, options: ExportOptions | None = None) -> list[ExportPart]:
+        """The whole fork export of this town, as dos.town_do streams it."""
+        return list(exported_parts(self.path, options or self.options()))
 
 
 @pytest.fixture
@@ -101,37 +114,64 @@ def source(town: apsw.Connection, tmp_path: Path) -> Source:
     return Source(town, tmp_path / "town.sqlite3")
 
 
+NEW_TOWN_ID = "22222222-2222-4222-8222-222222222222"
+FORKED_AT = "2026-12-02T05:00:00.000Z"
+
+
+class Importer:
+    """Imports payloads as a fork's build does (dos/fork_build.py): the rows file written out
+    as it arrives, checked, then the new town's first write (its id, defaults and new
+    ownership, as TownDO.initialize), then the rest of the import."""
+
+    def __init__(self, tmp_path: Path) -> None:
+        self.tmp_path = tmp_path
+        self.opened: list[apsw.Connection] = []
+
+    def __call__(self, parts: list[ExportPart], progress: Progress | None = None) -> tuple[apsw.Connection, ImportReport]:
+        path = self.tmp_path / f"new-town-{uuid.uuid4()}.sqlite3"
+        with open(path, "xb") as out:
+            received = receive_fork(parts, out.write, progress)
+        conn = apsw.Connection(str(path))
+        self.opened.append(conn)
+        check_rows_file(conn, received)
+        with conn:
+            put_kv(conn, "town:id", NEW_TOWN_ID)
+            town_config.set_ownership(
+                conn,
+                owner_user_id="new-owner",
+                owner_type="user",
+                owner_id="new-owner",
+                created_by_user_id="new-owner",
+                kilocode_token="new-owner-token",
+            )
+        return conn, finish_import(conn, received, FORKED_AT, progress)
+
+
 @pytest.fixture
-def target(tmp_path: Path) -> Iterator[apsw.Connection]:
-    """An empty migrated town as TownDO.initialize leaves it: id, defaults and new ownership."""
-    conn = apsw.Connection(str(tmp_path / "new-town.sqlite3"))
-    conn.execute("PRAGMA journal_mode = WAL")
-    apply_migrations(conn, TOWN_MIGRATIONS)
-    with conn:
-        put_kv(conn, "town:id", "22222222-2222-4222-8222-222222222222")
-        town_config.set_ownership(
-            conn,
-            owner_user_id="new-owner",
-            owner_type="user",
-            owner_id="new-owner",
-            created_by_user_id="new-owner",
-            kilocode_token="new-owner-token",
-        )
-    yield conn
-    conn.close()
+def fork(tmp_path: Path) -> Iterator[Importer]:
+    importer = Importer(tmp_path)
+    yield importer
+    for conn in importer.opened:
+        conn.close()
 
 
-def _import(
-    target: apsw.Connection, payload: ForkExportPayload, mapping: dict[str, str] | None = None
-) -> ImportReport:
-    return import_fork(target, payload.parts, rig_id_mapping=dict(mapping or {}))
+def _rows_file(parts: list[ExportPart]) -> bytes:
+    return b"".join(p.data for p in parts if isinstance(p, FileChunk))
+
+
+def _with_rows_file(parts: list[ExportPart], image: bytes) -> list[ExportPart]:
+    """The same payload carrying `image` as its rows file (in one chunk)."""
+    summary = parts[-1]
+    assert isinstance(summary, ForkExportSummary)
+    others = [p for p in parts[:-1] if not isinstance(p, FileChunk)]
+    return [*others, FileChunk(data=image), msgspec.structs.replace(summary, file_bytes=len(image))]
 
 
 # -- the payload ------------------------------------------------------------------------------
 
 
 def test_payload_round_trips_through_json_and_msgpack(source: Source) -> None:
-    payload = export_for_fork(source.conn, source.options(part_rows=4))
+    payload = ForkExportPayload(parts=source.export(source.options(part_rows=4)))
     for encode, decode in (
         (msgspec.json.encode, msgspec.json.decode),
         (msgspec.msgpack.encode, msgspec.msgpack.decode),
@@ -140,21 +180,30 @@ def test_payload_round_trips_through_json_and_msgpack(source: Source) -> None:
         assert again == payload
     assert isinstance(payload.parts[0], ForkExportHeader)
     assert isinstance(payload.parts[-1], ForkExportSummary)
-    assert all(isinstance(p, RowImage) for p in payload.parts[1:-1])
+    middle = payload.parts[1:-1]
+    assert all(isinstance(p, (RowsWritten, FileChunk)) for p in middle)
+    # Rows are reported as they are written, then the rows file follows, whole.
+    kinds = [type(p) for p in middle]
+    assert kinds == sorted(kinds, key=lambda k: k is FileChunk) and FileChunk in kinds and RowsWritten in kinds
+    assert payload.parts[-1].file_bytes == len(_rows_file(payload.parts)) > 0
 
 
 @pytest.mark.parametrize("include_env_vars", [True, False])
 def test_payload_never_carries_a_token_and_env_values_only_when_allowed(
     source: Source, include_env_vars: bool
 ) -> None:
-    encoded = msgspec.json.encode(export_for_fork(source.conn, source.options(env=include_env_vars))).decode()
+    parts = source.export(source.options(env=include_env_vars))
+    encoded = msgspec.json.encode([p for p in parts if not isinstance(p, FileChunk)]).decode()
+    rows_file = _rows_file(parts)  # raw bytes: nothing of the source's KV or rigs is in it
     for canary in (*TOKEN_CANARIES, INTEGRATION_CANARY):
         assert canary not in encoded
+        assert canary.encode() not in rows_file
     assert (ENV_SECRET_CANARY in encoded) is include_env_vars
+    assert ENV_SECRET_CANARY.encode() not in rows_file
 
 
 def test_header_has_the_whitelisted_config_and_names_secrets_without_values(source: Source) -> None:
-    header = export_for_fork(source.conn, source.options()).parts[0]
+    header = source.export()[0]
     assert isinstance(header, ForkExportHeader)
     assert (header.version, header.source_town_id) == (FORK_PAYLOAD_VERSION, SOURCE_ID)
     assert msgspec.to_builtins(header.config) == {
@@ -176,8 +225,17 @@ def test_header_has_the_whitelisted_config_and_names_secrets_without_values(sour
     }
 
 
+def test_header_maps_every_rig_to_the_id_asked_for_or_a_fresh_one(source: Source) -> None:
+    chosen = "aaaaaaaa-0000-4000-8000-000000000001"
+    header = source.export(source.options(mapping={source.rig_a: chosen}))[0]
+    assert isinstance(header, ForkExportHeader)
+    assert set(header.rig_id_mapping) == {source.rig_a, source.rig_b}
+    assert header.rig_id_mapping[source.rig_a] == chosen
+    assert header.rig_id_mapping[source.rig_b] not in (source.rig_a, source.rig_b, chosen)
+
+
 def test_header_without_git_author_and_env_vars_when_not_included(source: Source) -> None:
-    header = export_for_fork(source.conn, source.options(env=False, git_author=False)).parts[0]
+    header = source.export(source.options(env=False, git_author=False))[0]
     assert isinstance(header, ForkExportHeader)
     config = msgspec.to_builtins(header.config)
     assert "git_author_name" not in config and "git_author_email" not in config
@@ -186,11 +244,11 @@ def test_header_without_git_author_and_env_vars_when_not_included(source: Source
 
 
 @pytest.mark.parametrize("part_rows", [1, 3, 7])
-def test_row_parts_never_exceed_part_rows(source: Source, part_rows: int) -> None:
-    parts = export_for_fork(source.conn, source.options(part_rows=part_rows)).parts
-    row_parts = [p for p in parts if isinstance(p, RowImage)]
-    assert row_parts and all(1 <= p.rows <= part_rows for p in row_parts)
-    beads = sum(p.rows for p in row_parts if p.table == "beads")
+def test_rows_are_written_at_most_part_rows_at_a_time(source: Source, part_rows: int) -> None:
+    written = [p for p in source.export(source.options(part_rows=part_rows)) if isinstance(p, RowsWritten)]
+    walked = [p for p in written if p.table != "bead_events"]  # (events are sorted whole, in one step)
+    assert walked and all(1 <= p.rows <= part_rows for p in walked)
+    beads = sum(p.rows for p in written if p.table == "beads")
     assert beads == len(expected_fork(source.conn, {}).rows.beads)
 
 
@@ -198,22 +256,32 @@ def _file_bytes(path: Path) -> list[bytes]:
     return [p.read_bytes() if p.exists() else b"" for p in (path, Path(f"{path}-wal"))]
 
 
-def test_export_does_not_write_to_the_source(source: Source) -> None:
-    """The export's only writes are to its own connection's temporary table: the source's
-    database and WAL files are byte for byte what they were."""
+def test_export_does_not_write_to_the_source_and_leaves_no_file(source: Source) -> None:
+    """The export writes only its own rows file beside the source, removed when it ends: the
+    source's database and WAL files are byte for byte what they were."""
     kv_before = source.conn.execute("SELECT key, value FROM _kv ORDER BY key").fetchall()
     files_before = _file_bytes(source.path)
-    export_for_fork(source.conn, source.options())
+    source.export()
     assert _file_bytes(source.path) == files_before
     assert source.conn.execute("SELECT key, value FROM _kv ORDER BY key").fetchall() == kv_before
-    assert source.conn.execute("SELECT count(*) FROM temp.sqlite_master").fetchone()[0] == 0
+    assert sorted(p.name for p in source.path.parent.iterdir() if p.name.startswith(source.path.name)) == [
+        name for name in ("town.sqlite3", "town.sqlite3-shm", "town.sqlite3-wal") if (source.path.parent / name).exists()
+    ]
+
+
+def test_an_export_closed_midway_removes_its_rows_file(source: Source) -> None:
+    parts = exported_parts(source.path, source.options(part_rows=2))
+    next(parts), next(parts)
+    assert list(source.path.parent.glob("town.sqlite3.new.export-*")) != []
+    parts.close()
+    assert list(source.path.parent.glob("town.sqlite3.new.export-*")) == []
 
 
 # -- the import -------------------------------------------------------------------------------
 
 
-def test_import_reproduces_exactly_the_rows_the_rules_select(source: Source, target: apsw.Connection) -> None:
-    report = _import(target, export_for_fork(source.conn, source.options(part_rows=5)))
+def test_import_reproduces_exactly_the_rows_the_rules_select(source: Source, fork: Importer) -> None:
+    target, report = fork(source.export(source.options(part_rows=5)))
     expected = expected_fork(source.conn, report.rig_id_mapping)
     actual = town_rows(target)
     assert actual.beads == expected.rows.beads
@@ -230,8 +298,8 @@ def test_import_reproduces_exactly_the_rows_the_rules_select(source: Source, tar
     )
 
 
-def test_import_applies_each_bead_rule(source: Source, target: apsw.Connection) -> None:
-    report = _import(target, export_for_fork(source.conn, source.options()))
+def test_import_applies_each_bead_rule(source: Source, fork: Importer) -> None:
+    target, report = fork(source.export())
     c, mapping = source.cases, report.rig_id_mapping
     copied = {r[0] for r in target.execute("SELECT bead_id FROM beads")}
     assert copied == c.ids(
@@ -288,9 +356,9 @@ def test_import_applies_each_bead_rule(source: Source, target: apsw.Connection) 
 
 
 def test_import_keeps_events_edges_and_satellites_of_copied_beads_only(
-    source: Source, target: apsw.Connection
+    source: Source, fork: Importer
 ) -> None:
-    report = _import(target, export_for_fork(source.conn, source.options()))
+    target, report = fork(source.export())
     c, mapping = source.cases, report.rig_id_mapping
     event = {
         r[0]: (r[1], r[2])
@@ -340,9 +408,9 @@ def test_import_keeps_events_edges_and_satellites_of_copied_beads_only(
 
 
 def test_import_lays_copied_config_over_new_town_defaults_and_keeps_new_ownership(
-    source: Source, target: apsw.Connection
+    source: Source, fork: Importer
 ) -> None:
-    _import(target, export_for_fork(source.conn, source.options()))
+    target, _ = fork(source.export())
     stored = kv_get(target, town_config.CONFIG_KEY)
     for name, value in {**COPIED_CONFIG, **GIT_AUTHOR, "env_vars": ENV_VARS}.items():
         assert stored[name] == value, name
@@ -361,18 +429,18 @@ def test_import_lays_copied_config_over_new_town_defaults_and_keeps_new_ownershi
 
 
 def test_import_without_git_author_or_env_vars_leaves_them_unset(
-    source: Source, target: apsw.Connection
+    source: Source, fork: Importer
 ) -> None:
-    _import(target, export_for_fork(source.conn, source.options(env=False, git_author=False)))
+    target, _ = fork(source.export(source.options(env=False, git_author=False)))
     stored = kv_get(target, town_config.CONFIG_KEY)
     assert "git_author_name" not in stored and "git_author_email" not in stored
     assert stored["env_vars"] == {}
 
 
 def test_import_creates_every_rig_with_a_new_id_and_the_same_settings(
-    source: Source, target: apsw.Connection
+    source: Source, fork: Importer
 ) -> None:
-    report = _import(target, export_for_fork(source.conn, source.options()))
+    target, report = fork(source.export())
     mapping = report.rig_id_mapping
     assert set(mapping) == {source.rig_a, source.rig_b} and not set(mapping.values()) & set(mapping)
     src = {
@@ -386,19 +454,18 @@ def test_import_creates_every_rig_with_a_new_id_and_the_same_settings(
     assert set(new) == set(mapping.values())
     for old_id, new_id in mapping.items():
         assert new[new_id][:4] == src[old_id]
-        assert new[new_id][4] > "2026-03-03"  # created now, not the source's time
+        assert new[new_id][4] == FORKED_AT  # created at the fork's time, not the source's
     assert report.copied.rigs == 2
 
 
-def test_dry_run_import_reports_the_same_counts_and_writes_nothing(
-    source: Source, target: apsw.Connection
-) -> None:
-    # A dry run exports counts only (no rows); its numbers must be the real import's.
-    count_only = msgspec.structs.replace(source.options(), rows=False)
-    dry_parts = export_for_fork(source.conn, count_only).parts
-    assert not any(isinstance(p, RowImage) for p in dry_parts)
-    dry = import_fork(None, dry_parts, rig_id_mapping={})
-    real = _import(target, export_for_fork(source.conn, source.options()))
+def test_dry_run_reports_the_same_counts_and_carries_no_rows(source: Source, fork: Importer) -> None:
+    # A dry run exports counts only (no rows file); its numbers must be the real import's.
+    count_only = source.export(msgspec.structs.replace(source.options(), rows=False))
+    assert not any(isinstance(p, (RowsWritten, FileChunk)) for p in count_only)
+    dry = report_of(receive_fork(count_only, None))
+    counted = fork_counts(source.path, source.options())  # (what a dry run of the service reads)
+    assert msgspec.structs.replace(counted, rig_id_mapping={}) == msgspec.structs.replace(dry, rig_id_mapping={})
+    _, real = fork(source.export())
     assert (dry.copied, dry.skipped, dry.parents_detached, dry.rig_refs_unmapped) == (
         real.copied,
         real.skipped,
@@ -407,30 +474,22 @@ def test_dry_run_import_reports_the_same_counts_and_writes_nothing(
     )
 
 
-def test_export_is_one_snapshot_while_the_source_keeps_taking_writes(
-    source: Source, target: apsw.Connection
-) -> None:
-    reader = open_snapshot_reader(source.path)
-    try:
-        attach_part_schema(reader)
-        with reader:
-            parts = export_parts(reader, source.options(part_rows=2))
-            first = [next(parts), next(parts)]
-            late = str(uuid.uuid4())
-            with source.conn:  # a writer commits in the middle of the export
-                source.conn.execute(
-                    "INSERT INTO beads (bead_id, type, status, title, created_at, updated_at)"
-                    " VALUES (?, 'issue', 'closed', 'late', '2026-04-01T00:00:00.000Z', '2026-04-01T00:00:00.000Z')",
-                    (late,),
-                )
-                source.conn.execute(
-                    "INSERT INTO bead_events (bead_event_id, bead_id, event_type, created_at)"
-                    " VALUES (?, ?, 'fields_updated', '2026-04-01T00:00:00.000Z')",
-                    (late, source.cases.bead["issue_closed"]),
-                )
-            report = import_fork(target, [*first, *parts], rig_id_mapping={})
-    finally:
-        reader.close()
+def test_export_is_one_snapshot_while_the_source_keeps_taking_writes(source: Source, fork: Importer) -> None:
+    parts = exported_parts(source.path, source.options(part_rows=2))
+    first = [next(parts), next(parts)]  # the header and the first beads: the snapshot is taken
+    late = str(uuid.uuid4())
+    with source.conn:  # a writer commits in the middle of the export
+        source.conn.execute(
+            "INSERT INTO beads (bead_id, type, status, title, created_at, updated_at)"
+            " VALUES (?, 'issue', 'closed', 'late', '2026-04-01T00:00:00.000Z', '2026-04-01T00:00:00.000Z')",
+            (late,),
+        )
+        source.conn.execute(
+            "INSERT INTO bead_events (bead_event_id, bead_id, event_type, created_at)"
+            " VALUES (?, ?, 'fields_updated', '2026-04-01T00:00:00.000Z')",
+            (late, source.cases.bead["issue_closed"]),
+        )
+    target, report = fork([*first, *parts])
     assert target.execute("SELECT count(*) FROM beads WHERE bead_id = ?", (late,)).fetchone()[0] == 0
     assert (
         target.execute("SELECT count(*) FROM bead_events WHERE bead_event_id = ?", (late,)).fetchone()[0] == 0
@@ -439,7 +498,7 @@ def test_export_is_one_snapshot_while_the_source_keeps_taking_writes(
 
 
 def test_big_populated_town_exports_in_many_parts_and_imports_exactly(
-    source: Source, target: apsw.Connection
+    source: Source, fork: Importer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     with source.conn:
         stats = populate_town(
@@ -451,12 +510,13 @@ def test_big_populated_town_exports_in_many_parts_and_imports_exactly(
             actor_user_id="source-owner",
         )
     assert stats is not None
-    payload = export_for_fork(source.conn, source.options(part_rows=250))
-    bead_parts = [p for p in payload.parts if isinstance(p, RowImage) and p.table == "beads"]
-    event_parts = [p for p in payload.parts if isinstance(p, RowImage) and p.table == "bead_events"]
-    assert len(bead_parts) >= 6 and len(event_parts) >= 20
-    assert all(p.rows <= 250 for p in payload.parts if isinstance(p, RowImage))
-    report = _import(target, payload)
+    monkeypatch.setattr(town_do, "ROWS_FILE_CHUNK_BYTES", 64 * 1024)  # many chunks of the file
+    parts = source.export(source.options(part_rows=250))
+    bead_steps = [p for p in parts if isinstance(p, RowsWritten) and p.table == "beads"]
+    chunks = [p for p in parts if isinstance(p, FileChunk)]
+    assert len(bead_steps) >= 6 and all(p.rows <= 250 for p in bead_steps)
+    assert len(chunks) >= 10 and all(len(p.data) <= 64 * 1024 for p in chunks)
+    target, report = fork(parts)
     expected = expected_fork(source.conn, report.rig_id_mapping)
     actual = town_rows(target)
     assert actual == expected.rows
@@ -468,41 +528,59 @@ def test_big_populated_town_exports_in_many_parts_and_imports_exactly(
     assert expected.copied["beads"] < 3000 and all(v > 0 for v in expected.skipped.values())
 
 
-def test_import_refuses_an_unknown_payload_version_or_an_incomplete_payload(
-    source: Source, target: apsw.Connection
-) -> None:
-    parts = export_for_fork(source.conn, source.options()).parts
+def test_import_refuses_an_unknown_payload_version_or_an_incomplete_payload(source: Source, tmp_path: Path) -> None:
+    parts = source.export()
     header = parts[0]
     assert isinstance(header, ForkExportHeader)
+    written: list[bytes] = []
     future = msgspec.structs.replace(header, version=FORK_PAYLOAD_VERSION + 1)
     with pytest.raises(BadRequest, match=f"version {FORK_PAYLOAD_VERSION + 1}"):
-        import_fork(target, [future, *parts[1:]], rig_id_mapping={})
-    assert target.execute("SELECT count(*) FROM rigs").fetchone()[0] == 0  # refused before any write
-    # (A payload that breaks off later fails after rows were loaded: the import's database is
-    # a scratch file the runtime discards then, tests/dos/test_runtime.py.)
+        receive_fork([future, *parts[1:]], written.append)
+    assert written == []  # refused before any byte of the file was written
     with pytest.raises(BadRequest, match="Incomplete"):
-        import_fork(target, parts[:-1], rig_id_mapping={})
+        receive_fork(parts[:-1], written.append)  # no summary
+    cut = [p for p in parts if p is not next(p for p in reversed(parts) if isinstance(p, FileChunk))]
+    with pytest.raises(BadRequest, match="Incomplete"):
+        receive_fork(cut, [].append)  # the file's last chunk lost
+    with pytest.raises(BadRequest, match="before its header"):
+        receive_fork(parts[1:], [].append)
+    with pytest.raises(BadRequest, match="none were asked for"):
+        receive_fork(parts, None)  # rows where a dry run's counts were expected
 
 
-def test_import_refuses_row_parts_that_are_not_what_they_claim(source: Source, tmp_path: Path) -> None:
-    parts = export_for_fork(source.conn, source.options()).parts
-    beads = next(p for p in parts if isinstance(p, RowImage) and p.table == "beads")
-    events = next(p for p in parts if isinstance(p, RowImage) and p.table == "bead_events")
-    garbage = msgspec.structs.replace(beads, image=b"not a database" * 100)
-    wrong_table = msgspec.structs.replace(events, table="beads")  # events' columns under beads
-    short = msgspec.structs.replace(beads, rows=beads.rows + 1)
-    for i, bad in enumerate((garbage, wrong_table, short)):
-        conn = apsw.Connection(str(tmp_path / f"bad-{i}.sqlite3"))
-        apply_migrations(conn, TOWN_MIGRATIONS)
-        with pytest.raises(BadRequest, match="Fork payload part for beads"):
-            import_fork(conn, [parts[0], bad, *parts[1:]], rig_id_mapping={})
+def _refused(parts: list[ExportPart], tmp_path: Path) -> str:
+    """Receive the payload into a file and check it: the BAD_REQUEST's message."""
+    path = tmp_path / f"bad-{uuid.uuid4()}.sqlite3"
+    with open(path, "xb") as out:
+        received = receive_fork(parts, out.write)
+    conn = apsw.Connection(str(path))
+    try:
+        with pytest.raises(BadRequest) as refused:
+            check_rows_file(conn, received)
+    finally:
         conn.close()
+    return str(refused.value)
 
 
-def test_import_refuses_a_connection_inside_a_transaction(source: Source, target: apsw.Connection) -> None:
-    parts = export_for_fork(source.conn, source.options()).parts
-    with pytest.raises(RuntimeError, match="outside any transaction"), target:
-        import_fork(target, parts, rig_id_mapping={})
+def test_import_refuses_a_rows_file_that_is_not_what_the_header_says(source: Source, tmp_path: Path) -> None:
+    parts = source.export()
+    image = _rows_file(parts)
+    assert "not a valid database" in _refused(_with_rows_file(parts, b"not a database" * 300), tmp_path)
+
+    normal = apsw.Connection(":memory:")  # a town's full schema (with its indexes) is not a rows file
+    apply_migrations(normal, TOWN_MIGRATIONS)
+    assert "does not have a town's schema" in _refused(_with_rows_file(parts, normal.serialize("main")), tmp_path)
+
+    # More rows of a table than announced, or rows in a table a fork never copies.
+    for sql, table in (
+        ("INSERT INTO beads (bead_id, type, title, created_at, updated_at) VALUES ('x', 'issue', 't', 'a', 'a')", "beads"),
+        ("INSERT INTO _kv (key, value) VALUES ('town:id', 'someone-else')", "_kv"),
+    ):
+        tampered = apsw.Connection(":memory:")
+        tampered.deserialize("main", image)
+        tampered.execute(sql)
+        message = _refused(_with_rows_file(parts, tampered.serialize("main")), tmp_path)
+        assert f"rows of {table}" in message, message
 
 
 def _schema(conn: apsw.Connection) -> list[tuple[Any, ...]]:
@@ -512,45 +590,34 @@ def _schema(conn: apsw.Connection) -> list[tuple[Any, ...]]:
 
 
 def test_index_late_import_leaves_exactly_the_schema_of_a_normal_town(
-    source: Source, target: apsw.Connection, tmp_path: Path
+    source: Source, fork: Importer, tmp_path: Path
 ) -> None:
     normal = apsw.Connection(str(tmp_path / "normal.sqlite3"))
     apply_migrations(normal, TOWN_MIGRATIONS)
     expected = _schema(normal)
     assert any(row[0] == "index" and row[3] for row in expected)  # the secondary indexes exist
-    _import(target, export_for_fork(source.conn, source.options(part_rows=3)))
+    target, _ = fork(source.export(source.options(part_rows=3)))
     assert _schema(target) == expected
+    assert target.execute("PRAGMA user_version").fetchone() == normal.execute("PRAGMA user_version").fetchone()
     assert target.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
     assert target.execute("SELECT count(*) FROM temp.sqlite_master").fetchone()[0] == 0  # no trace of the load
 
 
 @pytest.mark.parametrize("part_rows", [1, 2, 5, 10_000])
-def test_part_boundaries_do_not_change_what_is_imported(
-    source: Source, tmp_path: Path, part_rows: int
-) -> None:
-    """Every part size yields the same town: rows split at any boundary (inside a table, at a
+def test_part_boundaries_do_not_change_what_is_imported(source: Source, fork: Importer, part_rows: int) -> None:
+    """Every step size yields the same town: rows split at any boundary (inside a table, at a
     table's end) land exactly once."""
+    mapping = {source.rig_a: "aaaaaaaa-0000-4000-8000-000000000001", source.rig_b: "aaaaaaaa-0000-4000-8000-000000000002"}
     results = []
     for size in (part_rows, 10_000):
-        conn = apsw.Connection(str(tmp_path / f"t-{part_rows}-{size}-{len(results)}.sqlite3"))
-        apply_migrations(conn, TOWN_MIGRATIONS)
-        mapping = {source.rig_a: "aaaaaaaa-0000-4000-8000-000000000001", source.rig_b: "aaaaaaaa-0000-4000-8000-000000000002"}
-        report = _import(conn, export_for_fork(source.conn, source.options(part_rows=size)), mapping)
-        results.append((town_rows(conn), msgspec.to_builtins(report.copied), report.rig_refs_unmapped))
-        conn.close()
+        target, report = fork(source.export(source.options(part_rows=size, mapping=mapping)))
+        results.append((town_rows(target), msgspec.to_builtins(report.copied), report.rig_refs_unmapped))
     assert results[0] == results[1]
 
 
-def test_progress_reports_every_phase_in_order_with_rows_reaching_the_total(
-    source: Source, target: apsw.Connection
-) -> None:
+def test_progress_reports_every_phase_in_order_with_rows_reaching_the_total(source: Source, fork: Importer) -> None:
     seen: list[tuple[str, int, int]] = []
-    import_fork(
-        target,
-        export_for_fork(source.conn, source.options(part_rows=2)).parts,
-        rig_id_mapping={},
-        progress=lambda phase, done, total: seen.append((phase, done, total)),
-    )
+    fork(source.export(source.options(part_rows=2)), progress=lambda phase, done, total: seen.append((phase, done, total)))
     phases = [p for p, _, _ in seen]
     assert phases[0] == "export" and phases[-2:] == ["indexes", "config"]
     assert set(phases[1:-2]) == {"import"} and len(phases) > 4
