@@ -84,8 +84,9 @@ class ObjectActor:
         self.runtime = ObjectRuntime(Path(node_dir), max_workers=1, bulk_workers=1, max_open=1)
         self.ns = self.runtime.namespace(self.cls)
         # Only this actor ever writes this object's file (Ray keeps one actor per name), so a
-        # scratch file beside it is what a crash mid-create or mid-first-write left: remove it.
-        remove_scratch(self.ns.path_for(object_id))
+        # scratch file beside it is what a crash mid-create, mid-first-write or mid-export left:
+        # remove it.
+        remove_scratch(self.ns.path_for(object_id), exports=True)
         self._reported: bool | None = None
         # A mover (dos/ray_move.py) only receives the object's file on its new node: it must
         # not tell the directory anything about the object.

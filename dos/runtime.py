@@ -232,13 +232,15 @@ def _scratch_path(path: Path) -> Path:
     return path.with_name(path.name + ".new")
 
 
-def remove_scratch(path: Path) -> None:
-    """Remove what an unfinished write or creation of `path`, or an export of it, left beside it."""
+def remove_scratch(path: Path, *, exports: bool = False) -> None:
+    """Remove what an unfinished write or creation of `path` left beside it, and with `exports`
+    what an unfinished export of it left too (that lists the directory: not for hot paths)."""
     scratch = _scratch_path(path)
     for suffix in _SCRATCH_FILES:
         Path(f"{scratch}{suffix}").unlink(missing_ok=True)
-    for leftover in path.parent.glob(f"{glob.escape(scratch.name)}.export-*"):
-        leftover.unlink(missing_ok=True)
+    if exports:
+        for leftover in path.parent.glob(f"{glob.escape(scratch.name)}.export-*"):
+            leftover.unlink(missing_ok=True)
 
 
 def export_scratch(path: Path) -> Path:
@@ -531,7 +533,7 @@ class Namespace(Generic[T]):
         base = self.path_for(object_id)
         for suffix in ("", "-wal", "-shm", "-journal"):
             Path(f"{base}{suffix}").unlink(missing_ok=True)
-        remove_scratch(base)
+        remove_scratch(base, exports=True)
 
     @staticmethod
     def _close_instance(inst: _Instance[Any]) -> None:
