@@ -37,12 +37,13 @@ from town.fork_payload import (
 DEFAULT_PART_ROWS = 10_000
 
 # The copied set: finished history only (terminal, not agents or mail, convoys only if landed).
-_COPIED = """
-copied(bead_id) AS (
-  SELECT b.bead_id FROM beads b LEFT JOIN convoy_metadata cm ON cm.bead_id = b.bead_id
+_COPIED_BEADS = """FROM beads b LEFT JOIN convoy_metadata cm ON cm.bead_id = b.bead_id
   WHERE b.status IN ('closed', 'failed') AND b.type NOT IN ('agent', 'message')
-    AND (b.type <> 'convoy' OR cm.landed_at IS NOT NULL)
-)"""
+    AND (b.type <> 'convoy' OR cm.landed_at IS NOT NULL)"""
+_COPIED = f"""
+copied(bead_id) AS (
+  SELECT b.bead_id {_COPIED_BEADS}
+)"""  # (as a CTE: scripts/_sqlite_copy.py, SQLite's own copy the fork is measured against)
 
 # The export first writes the copied ids (with their type) into a temporary table of its own
 # connection, once; every query below walks it in key order (CROSS JOIN keeps it the outer
@@ -50,7 +51,7 @@ copied(bead_id) AS (
 _COPIED_TABLE = "temp.fork_copied"
 _MAKE_COPIED = (
     "CREATE TEMP TABLE fork_copied (bead_id TEXT PRIMARY KEY, type TEXT NOT NULL) WITHOUT ROWID",
-    f"WITH {_COPIED} INSERT INTO {_COPIED_TABLE} SELECT c.bead_id, b.type FROM copied c JOIN beads b USING (bead_id)",
+    f"INSERT INTO {_COPIED_TABLE} SELECT b.bead_id, b.type {_COPIED_BEADS}",
 )
 _DROP_COPIED = f"DROP TABLE IF EXISTS {_COPIED_TABLE}"
 _C = _COPIED_TABLE
@@ -312,7 +313,11 @@ def export_parts(conn: apsw.Connection, options: ExportOptions) -> Iterator[Expo
     conn.execute(_DROP_COPIED)  # a connection that exported before (tests reuse one)
     for statement in _MAKE_COPIED:
         conn.execute(statement)
-    totals = RowTotals(**{rows.table: _one_row(conn, rows.count_sql, rows.start)[0] for rows in _ROWS})
+    copied_beads = conn.changes()  # (every copied id is a copied bead: no count needed)
+    totals = RowTotals(
+        beads=copied_beads,
+        **{rows.table: _one_row(conn, rows.count_sql, rows.start)[0] for rows in _ROWS if rows is not _BEADS},
+    )
     yield ForkExportHeader(
         source_town_id=options.source_town_id,
         exported_at=now_iso(),
