@@ -337,6 +337,16 @@ class ForkService:
         published = False
         side_writes: list[asyncio.Future[None]] = []
         try:
+            forked_at = now_iso()
+            # Written while the rest goes on: the fresh container object (created whole) and
+            # the lineage index entry for listForks (an entry whose town never becomes visible
+            # is not shown, and is pruned at startup: dos/lineage_do.py).
+            containers = self.runtime.namespace(TownContainerDO)
+            entry = ForkEntry(town_id=town_id, owner_kind=plan.target.kind, owner_id=plan.target.id, forked_at=forked_at)
+            side_writes += [
+                asyncio.ensure_future(containers.create(town_id, _fresh_container)),
+                asyncio.ensure_future(record_fork(self.runtime, plan.source_town_id, entry)),
+            ]
             # The source's rigs get their new ids and the new owner's git credentials first,
             # so the new town's file is written whole in one build, rigs configured.
             source_rigs = await towns.get(plan.source_town_id).call(TownDO.list_rigs)  # opens and migrates it; reads only
@@ -344,16 +354,6 @@ class ForkService:
             creds = dict(zip((mapping[r.id] for r in source_rigs), await self._credentials(plan, source_rigs)))
             owner_user = plan.target.created_by_user_id
             token = self.mint(owner_user)
-            forked_at = now_iso()
-            # Written while the new town's file is built: the fresh container object (created
-            # whole) and the lineage index entry for listForks (an entry whose town never
-            # becomes visible is not shown, and is pruned at startup: dos/lineage_do.py).
-            containers = self.runtime.namespace(TownContainerDO)
-            entry = ForkEntry(town_id=town_id, owner_kind=plan.target.kind, owner_id=plan.target.id, forked_at=forked_at)
-            side_writes += [
-                asyncio.ensure_future(containers.create(town_id, _fresh_container)),
-                asyncio.ensure_future(record_fork(self.runtime, plan.source_town_id, entry)),
-            ]
             build = ForkBuild(
                 rows=await self.transfer.rows_of(plan.source_town_id),
                 options=msgspec.structs.replace(self._options(plan), rig_id_mapping=mapping),
