@@ -88,17 +88,22 @@ class ForkBuild:
     def __call__(self, town: TownDO) -> BuiltTown:
         (received,) = self._received
         town.check_rows_file(received)
-        town.initialize(ownership=self.ownership)
-        self.fault("initialized")
-        report = town.finish_fork_import(received, self.forked_at, self.progress)
-        self.progress("rigs", 0, 0)  # (no rows of its own: the rows so far are kept)
-        rigs = town.list_rigs()
-        # A rig added to the source after its rigs were read has no credentials yet: the fork
-        # asks for them after the build.
-        town.configure_fork_rigs(
-            self.owner_user_id, self.kilocode_token, [(r, self.credentials[r.id]) for r in rigs if r.id in self.credentials]
-        )
-        lineage = {"town_id": self.source_town_id, "forked_at": self.forked_at, "by_user_id": self.by_user_id}
-        town.set_forked_from(lineage)
+        # One transaction for everything the new town writes over its rows file (each page
+        # written once; the file is private, and a failure discards it whole).
+        with town.conn:
+            town.initialize(ownership=self.ownership)
+            self.fault("initialized")
+            report = town.finish_fork_import(received, self.forked_at, self.progress)
+            self.progress("rigs", 0, 0)  # (no rows of its own: the rows so far are kept)
+            rigs = town.list_rigs()
+            # A rig added to the source after its rigs were read has no credentials yet: the
+            # fork asks for them after the build.
+            town.configure_fork_rigs(
+                self.owner_user_id,
+                self.kilocode_token,
+                [(r, self.credentials[r.id]) for r in rigs if r.id in self.credentials],
+            )
+            lineage = {"town_id": self.source_town_id, "forked_at": self.forked_at, "by_user_id": self.by_user_id}
+            town.set_forked_from(lineage)
         self.fault("configured")
         return BuiltTown(report=report, rigs=rigs, forked_from=lineage)
