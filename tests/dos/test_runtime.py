@@ -12,6 +12,7 @@ import apsw
 import pytest
 
 from dos.kv import KV_DDL, kv_get, kv_put
+from dos.migrations import apply_migrations
 from dos.runtime import DurableObject, ObjectRuntime
 
 
@@ -251,6 +252,66 @@ def test_a_failed_create_leaves_nothing_and_the_id_reads_as_new(tmp_path: Path) 
             await ns.create("broken", build)
         assert not ns.exists("broken")
         state = await ns.get("broken").call(Sleeper.state)
+        await runtime.close()
+        return state
+
+    assert run(scenario()) == ([], None)
+    assert _files(tmp_path / "Sleeper") == []
+
+
+class BringsItsFile:
+    """A FileBuild: the object's first file is a database it brings (as a fork's rows file)."""
+
+    def __init__(self, image: bytes, *, fail_after: int | None = None) -> None:
+        self.image, self.fail_after = image, fail_after
+        self.wrote: Path | None = None
+
+    def write_file(self, scratch: Path) -> None:
+        self.wrote = scratch
+        with open(scratch, "xb") as out:
+            out.write(self.image[: self.fail_after])
+            if self.fail_after is not None:
+                raise ConnectionError("the stream broke off")
+
+    def __call__(self, obj: Sleeper) -> list[int]:
+        obj.write(9)  # over what the file brought
+        return obj.state()[0]
+
+
+def _image_with_writes(values: list[int]) -> bytes:
+    conn = apsw.Connection(":memory:")
+    apply_migrations(conn, Sleeper.MIGRATIONS)
+    conn.executemany("INSERT INTO log (n) VALUES (?)", [(v,) for v in values])
+    image = conn.serialize("main")
+    conn.close()
+    assert image is not None
+    return image
+
+
+def test_a_file_build_starts_from_the_file_it_brings(tmp_path: Path) -> None:
+    async def scenario() -> tuple[list[int], tuple[list[int], object]]:
+        runtime = ObjectRuntime(tmp_path)
+        ns = runtime.namespace(Sleeper)
+        build = BringsItsFile(_image_with_writes([3, 4]))
+        during = await ns.create("brought", build)
+        assert build.wrote is not None and build.wrote.name == "brought.sqlite3.new"
+        state = await ns.get("brought").call(Sleeper.state)
+        await runtime.close()
+        return during, state
+
+    during, (values, _) = run(scenario())
+    assert during == [3, 4, 9] and values == [3, 4, 9]
+    assert _files(tmp_path / "Sleeper") == ["brought.sqlite3"]
+
+
+def test_a_file_build_whose_file_breaks_off_leaves_nothing(tmp_path: Path) -> None:
+    async def scenario() -> tuple[list[int], object]:
+        runtime = ObjectRuntime(tmp_path)
+        ns = runtime.namespace(Sleeper)
+        with pytest.raises(ConnectionError, match="broke off"):
+            await ns.create("cut", BringsItsFile(_image_with_writes([1]), fail_after=4096))
+        assert not ns.exists("cut")
+        state = await ns.get("cut").call(Sleeper.state)
         await runtime.close()
         return state
 
