@@ -1,8 +1,8 @@
 """Fork progress while a fork runs: one `Tracker` per (caller, idempotencyKey) in this process.
 
 How a status travels:
-- the import runs in a worker thread and reports (phase, rows done, rows total) after each row
-  part (town/fork_import.Progress); `Tracker.from_thread` hands that to the event loop with
+- the build runs in a worker thread and reports (phase, rows done, rows total) as each step of
+  rows is written (town/fork_import.Progress); `Tracker.from_thread` hands that to the event loop with
   `loop.call_soon_threadsafe`, never waiting for it: while one hand-off is queued, later reports
   join it (one per phase, the newest rows), so the loop is not flooded and no phase is lost;
 - ForkService reports its own phases ("rigs", "publish") and the end ("done" | "failed") on the

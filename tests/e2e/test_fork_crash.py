@@ -1,7 +1,7 @@
 """All or nothing under a power cut (fork.md §5): the server is SIGKILLed at each fork step.
 
 For every crash point (GASTOWN_TEST_FAULT=<step>) the fork is attempted with an
-idempotencyKey on a copy of a source town with real history (more than one 2000-row part), the
+idempotencyKey on a copy of a source town with real history (thousands of rows), the
 process dies, a normal server restarts on the same data, and then:
 - before publishing: no visible town, no file left of it, the source's logical dump unchanged;
 - after publishing: exactly the one published town;
@@ -90,8 +90,8 @@ def _build_template(root: Path) -> Template:
                 )
     finally:
         server.stop()  # SIGTERM: a clean shutdown
-    # Bulk history written while the server is stopped (storage.md allows it): enough copied
-    # rows that the import streams several 2000-row parts.
+    # Bulk history written while the server is stopped (storage.md allows it): real history,
+    # every table of a fork's rows file filled.
     conn = apsw.Connection(str(data / "TownDO" / f"{town_id}.sqlite3"))
     try:
         with conn:
@@ -261,7 +261,7 @@ def test_fork_without_key_killed_before_publishing_leaves_nothing(
 
 def test_template_history_spans_several_import_parts(template: Template) -> None:
     copied = template.copied
-    # Parts are per table and 2000 rows: the events alone need more than one part, so a kill at
-    # "import_part" lands with rows written and more still to come.
+    # A kill at "import_part" (the first rows written into the export's rows file) lands with
+    # rows written and more still to come: the beads come first, then thousands of events.
     assert copied["bead_events"] > 2000, copied
     assert copied["beads"] > 0 and copied["bead_dependencies"] > 0 and copied["review_metadata"] > 0
