@@ -214,7 +214,7 @@ class RayNamespace(Generic[T]):
             except RayActorError as exc:
                 self.forget(object_id)
                 log.warning("%s %s: %s: %s", self.cls.__name__, object_id, type(exc).__name__, str(exc)[:400])
-                if _never_ran(exc) and attempt < 2:
+                if attempt < 2 and (_never_ran(exc) or await self._retired(object_id)):
                     continue
                 raise Unavailable(f"{self.cls.__name__} {object_id} is not available right now; retry") from exc
             except RayError as exc:  # e.g. ActorUnschedulableError: its node is gone
@@ -222,6 +222,22 @@ class RayNamespace(Generic[T]):
                 log.warning("%s %s: %s: %s", self.cls.__name__, object_id, type(exc).__name__, str(exc)[:400])
                 raise Unavailable(f"{self.cls.__name__} {object_id} is not available right now; retry") from exc
         raise AssertionError("unreachable")
+
+    async def _retired(self, object_id: str) -> bool:
+        """Whether the object's actor is gone by name (within a second): it then exited on
+        purpose, which it does only idle and after every call sent before (`retire`, a finished
+        move), so a call that failed on it never ran. A crashed actor comes back under its name:
+        a call cut off by a crash is not repeated. (Ray's error does not always say which, when
+        the call raced the exit.)"""
+        deadline = asyncio.get_running_loop().time() + 1.0
+        while True:
+            try:
+                ray.get_actor(self.actor_name(object_id), namespace=self._runtime.ray_namespace)
+            except ValueError:
+                return True
+            if asyncio.get_running_loop().time() >= deadline:
+                return False
+            await asyncio.sleep(0.05)
 
     async def call(self, object_id: str, fn: Callable[..., R], *args: Any, **kwargs: Any) -> R:
         return await self.invoke(object_id, "call", fn, args, kwargs, False)  # type: ignore[no-any-return]
