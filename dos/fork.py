@@ -7,7 +7,7 @@ Order and why:
    source's snapshot (one read txn there) streamed in as its file, then its id, ownership and a
    fresh kilocode_token, its rigs configured with those credentials, its indexes and lineage;
    it appears complete or not at all;
-3. meanwhile, a fresh TownContainerDO and the lineage index entry;
+3. meanwhile (started before step 1), a fresh TownContainerDO and the lineage index entry;
 4. one owner-object transaction publishes the town row, its rigs, its lineage and the
    idempotency marker together. Before step 4 the town is invisible; any failure destroys it
    and a crash leaves an orphan that startup sweeps. After step 4 the fork is done.
@@ -361,9 +361,7 @@ class ForkService:
                 owner_user_id=owner_user,
                 kilocode_token=token,
                 credentials=creds,
-                source_town_id=plan.source_town_id,
-                by_user_id=plan.caller_id,
-                forked_at=forked_at,
+                lineage={"town_id": plan.source_town_id, "forked_at": forked_at, "by_user_id": plan.caller_id},
                 progress=self._import_progress(tracker),
                 fault=self.fault,
             )
@@ -372,7 +370,7 @@ class ForkService:
             # Reports of a phase already passed are ignored.)
             build.progress("import", built.report.copied.rows, built.report.copied.rows)
             build.progress("rigs", 0, 0)
-            town_rigs, lineage, mapping = built.rigs, built.forked_from, built.report.rig_id_mapping
+            town_rigs, lineage, mapping = built.rigs, build.lineage, built.report.rig_id_mapping
             self.fault("imported")
             late = [r for r in town_rigs if r.id not in creds]
             if late:

@@ -53,7 +53,6 @@ class SourceFile:
 class BuiltTown:
     report: ImportReport
     rigs: list[TownRig]
-    forked_from: dict[str, Any]  # the lineage written into the town (`town:forked_from`)
 
 
 @dataclass(frozen=True)
@@ -64,9 +63,9 @@ class ForkBuild:
     owner_user_id: str
     kilocode_token: str
     credentials: dict[str, GitCredentials | None]  # by new rig id
-    source_town_id: str
-    by_user_id: str
-    forked_at: str  # the lineage's time, decided before the build (it is indexed meanwhile)
+    # `town:forked_from` ({town_id, forked_at, by_user_id}): decided before the build, as the
+    # lineage index entry written meanwhile; its `forked_at` is the new rigs' creation time.
+    lineage: dict[str, Any]
     # In-process only (not sent with a pickled build): progress reports and crash points.
     progress: BuildProgress = field(default=_quiet, compare=False)
     fault: Fault = field(default=_quiet, compare=False)
@@ -93,7 +92,7 @@ class ForkBuild:
         with town.conn:
             town.initialize(ownership=self.ownership)
             self.fault("initialized")
-            report = town.finish_fork_import(received, self.forked_at, self.progress)
+            report = town.finish_fork_import(received, self.lineage["forked_at"], self.progress)
             self.progress("rigs", 0, 0)  # (no rows of its own: the rows so far are kept)
             rigs = town.list_rigs()
             # A rig added to the source after its rigs were read has no credentials yet: the
@@ -103,7 +102,6 @@ class ForkBuild:
                 self.kilocode_token,
                 [(r, self.credentials[r.id]) for r in rigs if r.id in self.credentials],
             )
-            lineage = {"town_id": self.source_town_id, "forked_at": self.forked_at, "by_user_id": self.by_user_id}
-            town.set_forked_from(lineage)
+            town.set_forked_from(self.lineage)
         self.fault("configured")
-        return BuiltTown(report=report, rigs=rigs, forked_from=lineage)
+        return BuiltTown(report=report, rigs=rigs)

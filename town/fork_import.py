@@ -57,11 +57,11 @@ class ImportReport(msgspec.Struct, kw_only=True):
 
 
 class Received(msgspec.Struct, kw_only=True):
-    """What `receive_fork` took from a payload (the rows file itself went to its sink)."""
+    """What `receive_fork` took from a payload (the rows file itself went to its sink, and its
+    size is the summary's)."""
 
     header: ForkExportHeader
     summary: ForkExportSummary
-    file_bytes: int
 
 
 ForkPhase = Literal["export", "import", "indexes", "config"]
@@ -109,7 +109,7 @@ def receive_fork(
             f"Incomplete fork payload: {received} of {summary.file_bytes} bytes of its rows file,"
             f" {written} of {header.totals.rows} rows"
         )
-    return Received(header=header, summary=summary, file_bytes=received)
+    return Received(header=header, summary=summary)
 
 
 def check_rows_file(conn: apsw.Connection, received: Received) -> None:

@@ -36,10 +36,10 @@ def drop_secondary_indexes(conn: apsw.Connection) -> list[tuple[str, str]]:
     return found
 
 
-def schema_of(conn: apsw.Connection, schema: str = "main") -> list[SchemaRow]:
+def schema_of(conn: apsw.Connection) -> list[SchemaRow]:
     return [
         (str(t), str(n), str(tbl), None if sql is None else str(sql))
-        for t, n, tbl, sql in conn.execute(f"SELECT type, name, tbl_name, sql FROM {schema}.sqlite_master ORDER BY name")
+        for t, n, tbl, sql in conn.execute("SELECT type, name, tbl_name, sql FROM sqlite_master ORDER BY name")
     ]
 
 

@@ -20,9 +20,7 @@ def _build(**callbacks: object) -> ForkBuild:
         owner_user_id="alice",
         kilocode_token="minted",
         credentials={"new-rig": GitCredentials(token="ghs_x", installationId=7)},
-        source_town_id="source",
-        by_user_id="alice",
-        forked_at="2026-12-02T05:00:00.000Z",
+        lineage={"town_id": "source", "forked_at": "2026-12-02T05:00:00.000Z", "by_user_id": "alice"},
         **callbacks,  # type: ignore[arg-type]
     )
 

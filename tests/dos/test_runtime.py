@@ -240,23 +240,31 @@ def test_create_builds_the_file_whole_and_the_object_then_reads_it(tmp_path: Pat
     conn.close()
 
 
-def test_a_failed_create_leaves_nothing_and_the_id_reads_as_new(tmp_path: Path) -> None:
-    def build(obj: Sleeper) -> None:
-        obj.write(1)
-        raise ValueError("half-way")
+def _assert_failed_create_leaves_nothing(
+    tmp_path: Path, object_id: str, build: object, error: type[Exception], match: str
+) -> None:
+    """`create` with `build` raises `error`; no file is left and the id reads as new."""
 
     async def scenario() -> tuple[list[int], object]:
         runtime = ObjectRuntime(tmp_path)
         ns = runtime.namespace(Sleeper)
-        with pytest.raises(ValueError, match="half-way"):
-            await ns.create("broken", build)
-        assert not ns.exists("broken")
-        state = await ns.get("broken").call(Sleeper.state)
+        with pytest.raises(error, match=match):
+            await ns.create(object_id, build)  # type: ignore[arg-type]
+        assert not ns.exists(object_id)
+        state = await ns.get(object_id).call(Sleeper.state)
         await runtime.close()
         return state
 
     assert run(scenario()) == ([], None)
     assert _files(tmp_path / "Sleeper") == []
+
+
+def test_a_failed_create_leaves_nothing_and_the_id_reads_as_new(tmp_path: Path) -> None:
+    def build(obj: Sleeper) -> None:
+        obj.write(1)
+        raise ValueError("half-way")
+
+    _assert_failed_create_leaves_nothing(tmp_path, "broken", build, ValueError, "half-way")
 
 
 class BringsItsFile:
@@ -305,18 +313,8 @@ def test_a_file_build_starts_from_the_file_it_brings(tmp_path: Path) -> None:
 
 
 def test_a_file_build_whose_file_breaks_off_leaves_nothing(tmp_path: Path) -> None:
-    async def scenario() -> tuple[list[int], object]:
-        runtime = ObjectRuntime(tmp_path)
-        ns = runtime.namespace(Sleeper)
-        with pytest.raises(ConnectionError, match="broke off"):
-            await ns.create("cut", BringsItsFile(_image_with_writes([1]), fail_after=4096))
-        assert not ns.exists("cut")
-        state = await ns.get("cut").call(Sleeper.state)
-        await runtime.close()
-        return state
-
-    assert run(scenario()) == ([], None)
-    assert _files(tmp_path / "Sleeper") == []
+    build = BringsItsFile(_image_with_writes([1]), fail_after=4096)
+    _assert_failed_create_leaves_nothing(tmp_path, "cut", build, ConnectionError, "broke off")
 
 
 def test_create_refuses_an_object_that_already_has_a_database(tmp_path: Path) -> None:
